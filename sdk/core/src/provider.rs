@@ -1,0 +1,385 @@
+//! The provider contract. Authors implement the typed [`Handler`] for each resource type and
+//! bundle handlers into a [`Provider`]; the engine talks to them through [`ErasedHandler`],
+//! which moves plain JSON values (secrets already revealed) in and out.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diff::PropertyChange;
+use crate::error::ProviderError;
+use crate::output::Urn;
+use crate::path::Path;
+use crate::resource::{Args, FieldSchema, Outputs, Resource};
+
+/// What a provider call knows about the operation it is part of.
+#[derive(Debug, Clone)]
+pub struct OpContext {
+    /// The resource's unique name in the stack.
+    pub urn: Urn,
+    /// The stack being updated.
+    pub stack: String,
+    /// A unique id for this operation, recorded durably before the call. A provider that can
+    /// tag what it creates with it can find the object again after a crash (see
+    /// [`Handler::find`]).
+    pub operation_id: String,
+}
+
+/// A problem with a resource's arguments found before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckFailure {
+    /// The offending argument, if the failure is about one.
+    pub path: Option<Path>,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl CheckFailure {
+    /// A failure about the argument at `path` (e.g. `"name"`).
+    pub fn at(path: &str, message: impl Into<String>) -> Self {
+        CheckFailure {
+            path: Path::parse(path).ok(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The result of a successful create.
+#[derive(Debug, Clone)]
+pub struct Created<O> {
+    /// The id the provider assigned.
+    pub id: String,
+    /// The resource's outputs.
+    pub outputs: O,
+}
+
+/// A resource as the provider observes it now.
+#[derive(Debug, Clone)]
+pub struct Observed<R: Resource> {
+    /// The provider's id.
+    pub id: String,
+    /// The arguments as they are in the real world. Parts that cannot be read back (write-only
+    /// secrets) should be copied from the stored arguments.
+    pub args: R::Args,
+    /// The outputs as they are now.
+    pub outputs: R::Outputs,
+}
+
+/// A resource as recorded in the stack's state.
+#[derive(Debug, Clone)]
+pub struct Stored<R: Resource> {
+    /// The provider's id.
+    pub id: String,
+    /// The arguments last applied.
+    pub args: R::Args,
+    /// The outputs last returned.
+    pub outputs: R::Outputs,
+}
+
+/// The typed operations a provider implements for one resource type.
+#[async_trait]
+pub trait Handler<R: Resource>: Send + Sync + 'static {
+    /// Validates arguments before anything runs (preview included). Unknown values are absent
+    /// from checks: only arguments fully known at preview time are checked.
+    fn check(&self, _args: &R::Args) -> Vec<CheckFailure> {
+        Vec::new()
+    }
+
+    /// Creates the resource.
+    async fn create(
+        &self,
+        ctx: &OpContext,
+        args: &R::Args,
+    ) -> Result<Created<R::Outputs>, ProviderError>;
+
+    /// Reads the resource as it is now; `None` if it no longer exists.
+    async fn read(
+        &self,
+        ctx: &OpContext,
+        stored: &Stored<R>,
+    ) -> Result<Option<Observed<R>>, ProviderError>;
+
+    /// Updates the resource in place to match `args`; `changes` lists what differs.
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        stored: &Stored<R>,
+        args: &R::Args,
+        changes: &[PropertyChange],
+    ) -> Result<R::Outputs, ProviderError>;
+
+    /// Deletes the resource. Deleting something already gone should succeed.
+    async fn delete(&self, ctx: &OpContext, stored: &Stored<R>) -> Result<(), ProviderError>;
+
+    /// After a crash during a create, finds the object that create may have made, so it is
+    /// adopted rather than orphaned or duplicated. The default finds nothing.
+    async fn find(
+        &self,
+        _ctx: &OpContext,
+        _args: &R::Args,
+    ) -> Result<Option<Created<R::Outputs>>, ProviderError> {
+        Ok(None)
+    }
+
+    /// Reads an existing object by its id so it can be adopted into the stack.
+    async fn import(
+        &self,
+        _ctx: &OpContext,
+        id: &str,
+    ) -> Result<Option<Observed<R>>, ProviderError> {
+        Err(ProviderError::invalid_input(format!(
+            "{} does not support import (id {id})",
+            R::TYPE
+        )))
+    }
+
+    /// Whether create, update and delete change anything outside the stack's state. A resource
+    /// that lives only in state (like `Data`) returns false, and the engine skips the durable
+    /// pending record for it.
+    fn has_side_effects(&self) -> bool {
+        true
+    }
+}
+
+/// A resource's id, arguments and outputs as plain JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawState {
+    /// The provider's id.
+    pub id: String,
+    /// The arguments.
+    pub args: Value,
+    /// The outputs.
+    pub outputs: Value,
+}
+
+/// A handler with its types erased, as the engine sees it.
+#[async_trait]
+pub trait ErasedHandler: Send + Sync {
+    /// The resource type token.
+    fn type_token(&self) -> &'static str;
+    /// Schema facts of the arguments.
+    fn args_schema(&self) -> &'static [FieldSchema];
+    /// Schema facts of the outputs.
+    fn outputs_schema(&self) -> &'static [FieldSchema];
+    /// See [`Handler::has_side_effects`].
+    fn has_side_effects(&self) -> bool;
+    /// See [`Handler::check`].
+    fn check(&self, args: &Value) -> Vec<CheckFailure>;
+    /// See [`Handler::create`].
+    async fn create(&self, ctx: &OpContext, args: &Value)
+    -> Result<(String, Value), ProviderError>;
+    /// See [`Handler::read`].
+    async fn read(
+        &self,
+        ctx: &OpContext,
+        stored: &RawState,
+    ) -> Result<Option<RawState>, ProviderError>;
+    /// See [`Handler::update`].
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        stored: &RawState,
+        args: &Value,
+        changes: &[PropertyChange],
+    ) -> Result<Value, ProviderError>;
+    /// See [`Handler::delete`].
+    async fn delete(&self, ctx: &OpContext, stored: &RawState) -> Result<(), ProviderError>;
+    /// See [`Handler::find`].
+    async fn find(
+        &self,
+        ctx: &OpContext,
+        args: &Value,
+    ) -> Result<Option<(String, Value)>, ProviderError>;
+    /// See [`Handler::import`].
+    async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<RawState>, ProviderError>;
+}
+
+struct Typed<R, H> {
+    handler: H,
+    _resource: PhantomData<fn() -> R>,
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    token: &str,
+    v: &Value,
+) -> Result<T, ProviderError> {
+    T::deserialize(v).map_err(|e| {
+        ProviderError::invalid_input(format!(
+            "{token}: the {what} do not match the resource's schema: {e}"
+        ))
+    })
+}
+
+fn to_json<T: Serialize>(token: &str, v: &T) -> Result<Value, ProviderError> {
+    serde_json::to_value(v)
+        .map_err(|e| ProviderError::other(format!("{token}: outputs could not be serialized: {e}")))
+}
+
+impl<R: Resource, H: Handler<R>> Typed<R, H> {
+    fn stored(&self, raw: &RawState) -> Result<Stored<R>, ProviderError> {
+        Ok(Stored {
+            id: raw.id.clone(),
+            args: from_json("stored arguments", R::TYPE, &raw.args)?,
+            outputs: from_json("stored outputs", R::TYPE, &raw.outputs)?,
+        })
+    }
+
+    fn observed(&self, o: Observed<R>) -> Result<RawState, ProviderError> {
+        Ok(RawState {
+            id: o.id,
+            args: to_json(R::TYPE, &o.args)?,
+            outputs: to_json(R::TYPE, &o.outputs)?,
+        })
+    }
+}
+
+#[async_trait]
+impl<R: Resource, H: Handler<R>> ErasedHandler for Typed<R, H> {
+    fn type_token(&self) -> &'static str {
+        R::TYPE
+    }
+    fn args_schema(&self) -> &'static [FieldSchema] {
+        <R::Args as Args>::schema()
+    }
+    fn outputs_schema(&self) -> &'static [FieldSchema] {
+        <R::Outputs as Outputs>::schema()
+    }
+    fn has_side_effects(&self) -> bool {
+        self.handler.has_side_effects()
+    }
+    fn check(&self, args: &Value) -> Vec<CheckFailure> {
+        match R::Args::deserialize(args) {
+            Ok(a) => self.handler.check(&a),
+            Err(e) => vec![CheckFailure {
+                path: None,
+                message: format!("arguments do not match {}: {e}", R::TYPE),
+            }],
+        }
+    }
+    async fn create(
+        &self,
+        ctx: &OpContext,
+        args: &Value,
+    ) -> Result<(String, Value), ProviderError> {
+        let args: R::Args = from_json("arguments", R::TYPE, args)?;
+        let created = self.handler.create(ctx, &args).await?;
+        Ok((created.id, to_json(R::TYPE, &created.outputs)?))
+    }
+    async fn read(
+        &self,
+        ctx: &OpContext,
+        stored: &RawState,
+    ) -> Result<Option<RawState>, ProviderError> {
+        let stored = self.stored(stored)?;
+        match self.handler.read(ctx, &stored).await? {
+            Some(o) => Ok(Some(self.observed(o)?)),
+            None => Ok(None),
+        }
+    }
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        stored: &RawState,
+        args: &Value,
+        changes: &[PropertyChange],
+    ) -> Result<Value, ProviderError> {
+        let stored = self.stored(stored)?;
+        let args: R::Args = from_json("arguments", R::TYPE, args)?;
+        let outputs = self.handler.update(ctx, &stored, &args, changes).await?;
+        to_json(R::TYPE, &outputs)
+    }
+    async fn delete(&self, ctx: &OpContext, stored: &RawState) -> Result<(), ProviderError> {
+        let stored = self.stored(stored)?;
+        self.handler.delete(ctx, &stored).await
+    }
+    async fn find(
+        &self,
+        ctx: &OpContext,
+        args: &Value,
+    ) -> Result<Option<(String, Value)>, ProviderError> {
+        let args: R::Args = from_json("arguments", R::TYPE, args)?;
+        match self.handler.find(ctx, &args).await? {
+            Some(c) => Ok(Some((c.id, to_json(R::TYPE, &c.outputs)?))),
+            None => Ok(None),
+        }
+    }
+    async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<RawState>, ProviderError> {
+        match self.handler.import(ctx, id).await? {
+            Some(o) => Ok(Some(self.observed(o)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A configured provider: a name, the handlers for its resource types and its own limit on
+/// concurrent calls.
+#[derive(Clone)]
+pub struct Provider {
+    name: String,
+    max_concurrency: Option<usize>,
+    handlers: BTreeMap<&'static str, Arc<dyn ErasedHandler>>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("types", &self.handlers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Provider {
+    /// A provider with no resource types yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        Provider {
+            name: name.into(),
+            max_concurrency: None,
+            handlers: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the handler for resource type `R`.
+    pub fn resource<R: Resource>(mut self, handler: impl Handler<R>) -> Self {
+        self.handlers.insert(
+            R::TYPE,
+            Arc::new(Typed::<R, _> {
+                handler,
+                _resource: PhantomData,
+            }),
+        );
+        self
+    }
+
+    /// Limits how many calls to this provider run at once.
+    pub fn max_concurrency(mut self, limit: usize) -> Self {
+        self.max_concurrency = Some(limit.max(1));
+        self
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its limit on concurrent calls, if it set one.
+    pub fn concurrency_limit(&self) -> Option<usize> {
+        self.max_concurrency
+    }
+
+    /// The handler for a resource type token.
+    pub fn handler(&self, type_token: &str) -> Option<&Arc<dyn ErasedHandler>> {
+        self.handlers.get(type_token)
+    }
+
+    /// The resource types this provider handles.
+    pub fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.handlers.keys().copied()
+    }
+}

@@ -1,0 +1,1 @@
+//! Infrastructure as code in Rust: declare resources, preview and apply changes with a typed engine.

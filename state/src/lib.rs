@@ -1,0 +1,1 @@
+//! Stack state for Stackwright: the versioned state model, its journal and the local directory backend.

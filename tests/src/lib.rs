@@ -1,0 +1,1 @@
+//! Cross-crate integration, lifecycle, crash and property tests for Stackwright.
