@@ -1,1 +1,15 @@
-//! Stack state for Stackwright: the versioned state model, its journal and the local directory backend.
+//! Stack state for Stackwright: the versioned state model, the append-only journal that makes
+//! every finished step durable, self-checking snapshots, and the backends that store them (a
+//! local directory is the embedded default).
+
+pub mod backend;
+pub mod error;
+pub mod journal;
+pub mod local;
+pub mod model;
+pub mod snapshot;
+
+pub use backend::{Backend, Journal, LockInfo, StackLock, validate_stack_name};
+pub use error::StateError;
+pub use local::LocalBackend;
+pub use model::{OpKind, PendingOperation, Record, ResourceState, StackState};

@@ -72,26 +72,11 @@ fn push(
     if ignored(path, options) {
         return;
     }
-    let replaces = options
-        .replace
-        .iter()
-        .any(|p| path.starts_with(p) || p.starts_with(path));
-    out.push(PropertyChange {
-        path: path.clone(),
-        kind,
-        old: old.cloned(),
-        new: new.cloned(),
-        replaces,
-    });
+    let replaces = options.replace.iter().any(|p| path.starts_with(p) || p.starts_with(path));
+    out.push(PropertyChange { path: path.clone(), kind, old: old.cloned(), new: new.cloned(), replaces });
 }
 
-fn walk(
-    path: &mut Path,
-    old: &Value,
-    new: &Value,
-    options: &DiffOptions,
-    out: &mut Vec<PropertyChange>,
-) {
+fn walk(path: &mut Path, old: &Value, new: &Value, options: &DiffOptions, out: &mut Vec<PropertyChange>) {
     if ignored(path, options) {
         return;
     }
@@ -125,9 +110,7 @@ fn walk(
                 path.0.push(Segment::Index(i));
                 match (a.get(i), b.get(i)) {
                     (Some(va), Some(vb)) => walk(path, va, vb, options, out),
-                    (Some(va), None) => {
-                        push(out, path, ChangeKind::Delete, Some(va), None, options)
-                    }
+                    (Some(va), None) => push(out, path, ChangeKind::Delete, Some(va), None, options),
                     (None, Some(vb)) => push(out, path, ChangeKind::Add, None, Some(vb), options),
                     (None, None) => {}
                 }
@@ -150,10 +133,7 @@ pub fn apply_changes(base: &Value, changes: &[PropertyChange]) -> Value {
             change.path.set(&mut out, new.clone());
         }
     }
-    let mut deletes: Vec<&PropertyChange> = changes
-        .iter()
-        .filter(|c| c.kind == ChangeKind::Delete)
-        .collect();
+    let mut deletes: Vec<&PropertyChange> = changes.iter().filter(|c| c.kind == ChangeKind::Delete).collect();
     deletes.sort_by(|a, b| b.path.cmp(&a.path));
     for change in deletes {
         change.path.remove(&mut out);
@@ -184,8 +164,7 @@ mod tests {
         leaf.prop_recursive(4, 40, 5, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-                prop::collection::btree_map("[a-e]", inner, 0..5)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map("[a-e]", inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
@@ -193,10 +172,7 @@ mod tests {
     fn arb_paths() -> impl Strategy<Value = Vec<Path>> {
         prop::collection::vec(
             prop::collection::vec(
-                prop_oneof![
-                    "[a-e]".prop_map(Segment::Key),
-                    (0usize..4).prop_map(Segment::Index)
-                ],
+                prop_oneof!["[a-e]".prop_map(Segment::Key), (0usize..4).prop_map(Segment::Index)],
                 1..3,
             )
             .prop_map(Path),
@@ -237,11 +213,7 @@ mod tests {
 
     #[test]
     fn unknown_new_values_are_always_changes() {
-        let changes = diff(
-            &json!({"a": 1}),
-            &json!({"a": unknown()}),
-            &DiffOptions::default(),
-        );
+        let changes = diff(&json!({"a": 1}), &json!({"a": unknown()}), &DiffOptions::default());
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].path.to_string(), "a");
     }

@@ -66,11 +66,7 @@ pub struct ProviderError {
 impl ProviderError {
     /// An error of the given kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ProviderError {
-            kind,
-            message: message.into(),
-            retry_after: None,
-        }
+        ProviderError { kind, message: message.into(), retry_after: None }
     }
     /// A temporary failure worth retrying.
     pub fn transient(message: impl Into<String>) -> Self {
@@ -78,10 +74,7 @@ impl ProviderError {
     }
     /// The service throttled us; `retry_after` is its hint, if any.
     pub fn throttled(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
-        ProviderError {
-            retry_after,
-            ..Self::new(ErrorKind::Throttled, message)
-        }
+        ProviderError { retry_after, ..Self::new(ErrorKind::Throttled, message) }
     }
     /// The object does not exist.
     pub fn not_found(message: impl Into<String>) -> Self {

@@ -122,10 +122,7 @@ pub struct Output<T> {
 
 impl<T> Clone for Output<T> {
     fn clone(&self) -> Self {
-        Output {
-            node: self.node.clone(),
-            _type: PhantomData,
-        }
+        Output { node: self.node.clone(), _type: PhantomData }
     }
 }
 
@@ -142,14 +139,7 @@ impl<T> fmt::Debug for Output<T> {
 
 impl<T> Output<T> {
     fn from_node(deps: BTreeSet<Urn>, secret: bool, source: Source) -> Self {
-        Output {
-            node: Arc::new(Node {
-                deps,
-                secret,
-                source,
-            }),
-            _type: PhantomData,
-        }
+        Output { node: Arc::new(Node { deps, secret, source }), _type: PhantomData }
     }
 
     /// The output field `path` of resource `urn`. Used by the derived output handles.
@@ -158,21 +148,14 @@ impl<T> Output<T> {
         Self::from_node(
             BTreeSet::from([urn.clone()]),
             false,
-            Source::Field {
-                urn: urn.clone(),
-                path: Path::field(path),
-            },
+            Source::Field { urn: urn.clone(), path: Path::field(path) },
         )
     }
 
     /// The provider-assigned id of resource `urn`.
     #[doc(hidden)]
     pub fn id_of(urn: &Urn) -> Self {
-        Self::from_node(
-            BTreeSet::from([urn.clone()]),
-            false,
-            Source::Id(urn.clone()),
-        )
+        Self::from_node(BTreeSet::from([urn.clone()]), false, Source::Id(urn.clone()))
     }
 
     /// The resources this output depends on.
@@ -188,11 +171,7 @@ impl<T> Output<T> {
     /// This output, marked secret.
     pub fn into_secret(self) -> Self {
         let inner = self.node.clone();
-        Self::from_node(
-            inner.deps.clone(),
-            true,
-            Source::Derived(Box::new(move |r| evaluate_node(&inner, r))),
-        )
+        Self::from_node(inner.deps.clone(), true, Source::Derived(Box::new(move |r| evaluate_node(&inner, r))))
     }
 
     /// Resolves the output to a property value: possibly the unknown marker, wrapped as secret
@@ -216,11 +195,7 @@ fn evaluate_node(node: &Node, resolver: &dyn Resolve) -> Result<Value, String> {
             },
             Source::Derived(f) => f(resolver)?,
         };
-        Ok(if node.secret && !contains_unknown(&value) {
-            secret(value)
-        } else {
-            value
-        })
+        Ok(if node.secret && !contains_unknown(&value) { secret(value) } else { value })
     }
 }
 
@@ -243,23 +218,18 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<Option<(T, bool)>, String>
         return Ok(None);
     }
     let (plain, was_secret) = reveal(value);
-    let t = serde_json::from_value(plain)
-        .map_err(|e| format!("an output has an unexpected shape: {e}"))?;
+    let t = serde_json::from_value(plain).map_err(|e| format!("an output has an unexpected shape: {e}"))?;
     Ok(Some((t, was_secret)))
 }
 
 fn finish<U: Serialize>(u: U, secret_result: bool) -> Result<Value, String> {
-    let v = serde_json::to_value(u)
-        .map_err(|e| format!("a mapped output could not be serialized: {e}"))?;
+    let v = serde_json::to_value(u).map_err(|e| format!("a mapped output could not be serialized: {e}"))?;
     Ok(if secret_result { secret(v) } else { v })
 }
 
 impl<T: DeserializeOwned + 'static> Output<T> {
     /// Transforms the value once it is known. The result is secret if this output is.
-    pub fn map<U: Serialize + 'static>(
-        &self,
-        f: impl Fn(T) -> U + Send + Sync + 'static,
-    ) -> Output<U> {
+    pub fn map<U: Serialize + 'static>(&self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Output<U> {
         let inner = self.clone();
         Output::from_node(
             self.node.deps.clone(),
@@ -299,10 +269,7 @@ where
     T: DeserializeOwned + Serialize + 'static,
 {
     let outputs: Vec<Output<T>> = outputs.into_iter().collect();
-    let deps = outputs
-        .iter()
-        .flat_map(|o| o.node.deps.iter().cloned())
-        .collect();
+    let deps = outputs.iter().flat_map(|o| o.node.deps.iter().cloned()).collect();
     let secret_now = outputs.iter().any(|o| o.node.secret);
     Output::from_node(
         deps,
@@ -372,9 +339,7 @@ impl<T> Input<T> {
     pub fn get(&self) -> &T {
         match self {
             Input::Value(v) => v,
-            Input::Output(_) => panic!(
-                "Input::get called on an unresolved output; providers receive resolved inputs"
-            ),
+            Input::Output(_) => panic!("Input::get called on an unresolved output; providers receive resolved inputs"),
         }
     }
 
@@ -460,10 +425,7 @@ mod tests {
     struct Fixed(HashMap<Urn, Value>);
     impl Resolve for Fixed {
         fn lookup(&self, urn: &Urn) -> Option<ResolvedResource<'_>> {
-            self.0.get(urn).map(|v| ResolvedResource {
-                id: Some("id-1"),
-                outputs: v,
-            })
+            self.0.get(urn).map(|v| ResolvedResource { id: Some("id-1"), outputs: v })
         }
     }
 
@@ -477,16 +439,12 @@ mod tests {
     fn outputs_resolve_map_and_keep_secrets() {
         let db = Urn::from("db");
         let host: Output<String> = Output::field(&db, "host");
-        let url = zip(&host, &Output::secret("pw".to_owned()))
-            .map(|(h, p)| format!("postgres://u:{p}@{h}"));
+        let url = zip(&host, &Output::secret("pw".to_owned())).map(|(h, p)| format!("postgres://u:{p}@{h}"));
         assert!(url.is_secret());
         assert_eq!(url.dependencies(), &BTreeSet::from([db.clone()]));
 
         let known = Fixed(HashMap::from([(db.clone(), json!({"host": "h1"}))]));
-        assert_eq!(
-            url.evaluate(&known).unwrap(),
-            secret(json!("postgres://u:pw@h1"))
-        );
+        assert_eq!(url.evaluate(&known).unwrap(), secret(json!("postgres://u:pw@h1")));
         let empty = Fixed(HashMap::new());
         assert_eq!(url.evaluate(&empty).unwrap(), unknown());
     }
@@ -494,18 +452,13 @@ mod tests {
     #[test]
     fn serializing_args_collects_dependencies_then_resolves() {
         let web = Urn::from("web");
-        let args = Args {
-            name: Output::<String>::field(&web, "name")
-                .map(|n| format!("{n}-api"))
-                .into(),
-            port: 80.into(),
-        };
+        let args =
+            Args { name: Output::<String>::field(&web, "name").map(|n| format!("{n}-api")).into(), port: 80.into() };
         let (value, deps) = collect_dependencies(|| serde_json::to_value(&args).unwrap());
         assert_eq!(deps, BTreeSet::from([web.clone()]));
         assert_eq!(value, json!({"name": unknown(), "port": 80}));
 
-        let resolver: Arc<dyn Resolve> =
-            Arc::new(Fixed(HashMap::from([(web, json!({"name": "site"}))])));
+        let resolver: Arc<dyn Resolve> = Arc::new(Fixed(HashMap::from([(web, json!({"name": "site"}))])));
         let value = resolve_with(resolver, || serde_json::to_value(&args).unwrap());
         assert_eq!(value, json!({"name": "site-api", "port": 80}));
     }

@@ -21,9 +21,7 @@ pub struct Path(pub Vec<Segment>);
 
 /// A path string that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid property path `{path}`: {reason} (write paths like `tags.env` or `rules[0].origins`)"
-)]
+#[error("invalid property path `{path}`: {reason} (write paths like `tags.env` or `rules[0].origins`)")]
 pub struct PathParseError {
     /// The text that was given.
     pub path: String,
@@ -63,10 +61,7 @@ impl Path {
 
     /// Parses `a.b[0]` or `a["key with.dots"]`.
     pub fn parse(text: &str) -> Result<Self, PathParseError> {
-        let err = |reason: &str| PathParseError {
-            path: text.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let err = |reason: &str| PathParseError { path: text.to_owned(), reason: reason.to_owned() };
         let mut segments = Vec::new();
         let chars: Vec<char> = text.chars().collect();
         let mut i = 0;
@@ -81,19 +76,12 @@ impl Path {
                     i += 1;
                 }
                 '[' => {
-                    let close = chars[i..]
-                        .iter()
-                        .position(|c| *c == ']')
-                        .ok_or_else(|| err("missing `]`"))?
-                        + i;
+                    let close = chars[i..].iter().position(|c| *c == ']').ok_or_else(|| err("missing `]`"))? + i;
                     let inner: String = chars[i + 1..close].iter().collect();
-                    if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
-                    {
+                    if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
                         segments.push(Segment::Key(quoted.to_owned()));
                     } else {
-                        let n = inner
-                            .parse::<usize>()
-                            .map_err(|_| err("an index must be a number"))?;
+                        let n = inner.parse::<usize>().map_err(|_| err("an index must be a number"))?;
                         segments.push(Segment::Index(n));
                     }
                     expect_key = false;
@@ -200,9 +188,7 @@ impl Path {
 }
 
 fn is_plain_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$')
+    !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$')
 }
 
 impl fmt::Display for Path {

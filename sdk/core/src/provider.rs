@@ -41,10 +41,7 @@ pub struct CheckFailure {
 impl CheckFailure {
     /// A failure about the argument at `path` (e.g. `"name"`).
     pub fn at(path: &str, message: impl Into<String>) -> Self {
-        CheckFailure {
-            path: Path::parse(path).ok(),
-            message: message.into(),
-        }
+        CheckFailure { path: Path::parse(path).ok(), message: message.into() }
     }
 }
 
@@ -90,18 +87,10 @@ pub trait Handler<R: Resource>: Send + Sync + 'static {
     }
 
     /// Creates the resource.
-    async fn create(
-        &self,
-        ctx: &OpContext,
-        args: &R::Args,
-    ) -> Result<Created<R::Outputs>, ProviderError>;
+    async fn create(&self, ctx: &OpContext, args: &R::Args) -> Result<Created<R::Outputs>, ProviderError>;
 
     /// Reads the resource as it is now; `None` if it no longer exists.
-    async fn read(
-        &self,
-        ctx: &OpContext,
-        stored: &Stored<R>,
-    ) -> Result<Option<Observed<R>>, ProviderError>;
+    async fn read(&self, ctx: &OpContext, stored: &Stored<R>) -> Result<Option<Observed<R>>, ProviderError>;
 
     /// Updates the resource in place to match `args`; `changes` lists what differs.
     async fn update(
@@ -117,24 +106,13 @@ pub trait Handler<R: Resource>: Send + Sync + 'static {
 
     /// After a crash during a create, finds the object that create may have made, so it is
     /// adopted rather than orphaned or duplicated. The default finds nothing.
-    async fn find(
-        &self,
-        _ctx: &OpContext,
-        _args: &R::Args,
-    ) -> Result<Option<Created<R::Outputs>>, ProviderError> {
+    async fn find(&self, _ctx: &OpContext, _args: &R::Args) -> Result<Option<Created<R::Outputs>>, ProviderError> {
         Ok(None)
     }
 
     /// Reads an existing object by its id so it can be adopted into the stack.
-    async fn import(
-        &self,
-        _ctx: &OpContext,
-        id: &str,
-    ) -> Result<Option<Observed<R>>, ProviderError> {
-        Err(ProviderError::invalid_input(format!(
-            "{} does not support import (id {id})",
-            R::TYPE
-        )))
+    async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<R>>, ProviderError> {
+        Err(ProviderError::invalid_input(format!("{} does not support import (id {id})", R::TYPE)))
     }
 
     /// Whether create, update and delete change anything outside the stack's state. A resource
@@ -170,14 +148,9 @@ pub trait ErasedHandler: Send + Sync {
     /// See [`Handler::check`].
     fn check(&self, args: &Value) -> Vec<CheckFailure>;
     /// See [`Handler::create`].
-    async fn create(&self, ctx: &OpContext, args: &Value)
-    -> Result<(String, Value), ProviderError>;
+    async fn create(&self, ctx: &OpContext, args: &Value) -> Result<(String, Value), ProviderError>;
     /// See [`Handler::read`].
-    async fn read(
-        &self,
-        ctx: &OpContext,
-        stored: &RawState,
-    ) -> Result<Option<RawState>, ProviderError>;
+    async fn read(&self, ctx: &OpContext, stored: &RawState) -> Result<Option<RawState>, ProviderError>;
     /// See [`Handler::update`].
     async fn update(
         &self,
@@ -189,11 +162,7 @@ pub trait ErasedHandler: Send + Sync {
     /// See [`Handler::delete`].
     async fn delete(&self, ctx: &OpContext, stored: &RawState) -> Result<(), ProviderError>;
     /// See [`Handler::find`].
-    async fn find(
-        &self,
-        ctx: &OpContext,
-        args: &Value,
-    ) -> Result<Option<(String, Value)>, ProviderError>;
+    async fn find(&self, ctx: &OpContext, args: &Value) -> Result<Option<(String, Value)>, ProviderError>;
     /// See [`Handler::import`].
     async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<RawState>, ProviderError>;
 }
@@ -203,21 +172,14 @@ struct Typed<R, H> {
     _resource: PhantomData<fn() -> R>,
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(
-    what: &str,
-    token: &str,
-    v: &Value,
-) -> Result<T, ProviderError> {
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, token: &str, v: &Value) -> Result<T, ProviderError> {
     T::deserialize(v).map_err(|e| {
-        ProviderError::invalid_input(format!(
-            "{token}: the {what} do not match the resource's schema: {e}"
-        ))
+        ProviderError::invalid_input(format!("{token}: the {what} do not match the resource's schema: {e}"))
     })
 }
 
 fn to_json<T: Serialize>(token: &str, v: &T) -> Result<Value, ProviderError> {
-    serde_json::to_value(v)
-        .map_err(|e| ProviderError::other(format!("{token}: outputs could not be serialized: {e}")))
+    serde_json::to_value(v).map_err(|e| ProviderError::other(format!("{token}: outputs could not be serialized: {e}")))
 }
 
 impl<R: Resource, H: Handler<R>> Typed<R, H> {
@@ -230,11 +192,7 @@ impl<R: Resource, H: Handler<R>> Typed<R, H> {
     }
 
     fn observed(&self, o: Observed<R>) -> Result<RawState, ProviderError> {
-        Ok(RawState {
-            id: o.id,
-            args: to_json(R::TYPE, &o.args)?,
-            outputs: to_json(R::TYPE, &o.outputs)?,
-        })
+        Ok(RawState { id: o.id, args: to_json(R::TYPE, &o.args)?, outputs: to_json(R::TYPE, &o.outputs)? })
     }
 }
 
@@ -255,26 +213,15 @@ impl<R: Resource, H: Handler<R>> ErasedHandler for Typed<R, H> {
     fn check(&self, args: &Value) -> Vec<CheckFailure> {
         match R::Args::deserialize(args) {
             Ok(a) => self.handler.check(&a),
-            Err(e) => vec![CheckFailure {
-                path: None,
-                message: format!("arguments do not match {}: {e}", R::TYPE),
-            }],
+            Err(e) => vec![CheckFailure { path: None, message: format!("arguments do not match {}: {e}", R::TYPE) }],
         }
     }
-    async fn create(
-        &self,
-        ctx: &OpContext,
-        args: &Value,
-    ) -> Result<(String, Value), ProviderError> {
+    async fn create(&self, ctx: &OpContext, args: &Value) -> Result<(String, Value), ProviderError> {
         let args: R::Args = from_json("arguments", R::TYPE, args)?;
         let created = self.handler.create(ctx, &args).await?;
         Ok((created.id, to_json(R::TYPE, &created.outputs)?))
     }
-    async fn read(
-        &self,
-        ctx: &OpContext,
-        stored: &RawState,
-    ) -> Result<Option<RawState>, ProviderError> {
+    async fn read(&self, ctx: &OpContext, stored: &RawState) -> Result<Option<RawState>, ProviderError> {
         let stored = self.stored(stored)?;
         match self.handler.read(ctx, &stored).await? {
             Some(o) => Ok(Some(self.observed(o)?)),
@@ -297,11 +244,7 @@ impl<R: Resource, H: Handler<R>> ErasedHandler for Typed<R, H> {
         let stored = self.stored(stored)?;
         self.handler.delete(ctx, &stored).await
     }
-    async fn find(
-        &self,
-        ctx: &OpContext,
-        args: &Value,
-    ) -> Result<Option<(String, Value)>, ProviderError> {
+    async fn find(&self, ctx: &OpContext, args: &Value) -> Result<Option<(String, Value)>, ProviderError> {
         let args: R::Args = from_json("arguments", R::TYPE, args)?;
         match self.handler.find(ctx, &args).await? {
             Some(c) => Ok(Some((c.id, to_json(R::TYPE, &c.outputs)?))),
@@ -338,22 +281,12 @@ impl std::fmt::Debug for Provider {
 impl Provider {
     /// A provider with no resource types yet.
     pub fn new(name: impl Into<String>) -> Self {
-        Provider {
-            name: name.into(),
-            max_concurrency: None,
-            handlers: BTreeMap::new(),
-        }
+        Provider { name: name.into(), max_concurrency: None, handlers: BTreeMap::new() }
     }
 
     /// Adds the handler for resource type `R`.
     pub fn resource<R: Resource>(mut self, handler: impl Handler<R>) -> Self {
-        self.handlers.insert(
-            R::TYPE,
-            Arc::new(Typed::<R, _> {
-                handler,
-                _resource: PhantomData,
-            }),
-        );
+        self.handlers.insert(R::TYPE, Arc::new(Typed::<R, _> { handler, _resource: PhantomData }));
         self
     }
 

@@ -58,10 +58,7 @@ pub struct ResourceRef<R: Resource> {
 
 impl<R: Resource> Clone for ResourceRef<R> {
     fn clone(&self) -> Self {
-        ResourceRef {
-            urn: self.urn.clone(),
-            refs: self.refs.clone(),
-        }
+        ResourceRef { urn: self.urn.clone(), refs: self.refs.clone() }
     }
 }
 

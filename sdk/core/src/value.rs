@@ -39,11 +39,7 @@ pub fn is_secret(value: &Value) -> bool {
 
 /// The plain value inside a secret wrapper, if this is one.
 pub fn secret_inner(value: &Value) -> Option<&Value> {
-    if is_secret(value) {
-        value.get("value")
-    } else {
-        None
-    }
+    if is_secret(value) { value.get("value") } else { None }
 }
 
 /// Whether an unknown marker occurs anywhere in the value.
@@ -87,14 +83,10 @@ fn reveal_inner(value: Value, found: &mut bool) -> Value {
         return reveal_inner(inner, found);
     }
     match value {
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(|v| reveal_inner(v, found)).collect())
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| reveal_inner(v, found)).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, reveal_inner(v, found))).collect::<Map<_, _>>())
         }
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, reveal_inner(v, found)))
-                .collect::<Map<_, _>>(),
-        ),
         other => other,
     }
 }
@@ -114,9 +106,7 @@ pub fn redact(value: &Value) -> Value {
     }
     match value {
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v))).collect())
-        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v))).collect()),
         other => other.clone(),
     }
 }
@@ -176,19 +166,13 @@ mod tests {
     #[test]
     fn redact_hides_secrets_and_unknowns() {
         let v = json!({"a": secret(json!("pw")), "b": unknown()});
-        assert_eq!(
-            redact(&v),
-            json!({"a": "[secret]", "b": "(known after apply)"})
-        );
+        assert_eq!(redact(&v), json!({"a": "[secret]", "b": "(known after apply)"}));
     }
 
     #[test]
     fn scrub_replaces_secret_substrings() {
         let mut secrets = vec![];
         secret_strings(&json!({"x": secret(json!("hunter22"))}), &mut secrets);
-        assert_eq!(
-            scrub("login failed for hunter22!", &secrets),
-            "login failed for [secret]!"
-        );
+        assert_eq!(scrub("login failed for hunter22!", &secrets), "login failed for [secret]!");
     }
 }

@@ -31,14 +31,8 @@ fn fields(input: &DeriveInput) -> syn::Result<Vec<Field>> {
     let mut out = Vec::new();
     for f in &named.named {
         let ident = f.ident.clone().expect("named field");
-        let mut field = Field {
-            name: ident.to_string(),
-            ident,
-            ty: f.ty.clone(),
-            replace: false,
-            secret: false,
-            computed: false,
-        };
+        let mut field =
+            Field { name: ident.to_string(), ident, ty: f.ty.clone(), replace: false, secret: false, computed: false };
         for attr in &f.attrs {
             if attr.path().is_ident("sw") {
                 attr.parse_nested_meta(|meta| {
@@ -49,9 +43,7 @@ fn fields(input: &DeriveInput) -> syn::Result<Vec<Field>> {
                     } else if meta.path.is_ident("computed") {
                         field.computed = true;
                     } else {
-                        return Err(meta.error(
-                            "unknown attribute; expected `replace`, `secret` or `computed`",
-                        ));
+                        return Err(meta.error("unknown attribute; expected `replace`, `secret` or `computed`"));
                     }
                     Ok(())
                 })?;
@@ -124,9 +116,7 @@ pub fn derive_outputs(input: TokenStream) -> TokenStream {
     let vis = &input.vis;
     let refs = format_ident!("{}Refs", name);
     let schema = schema(&fields);
-    let doc = format!(
-        "Typed outputs of a resource whose outputs are [`{name}`], for wiring into other resources."
-    );
+    let doc = format!("Typed outputs of a resource whose outputs are [`{name}`], for wiring into other resources.");
     let decls = fields.iter().map(|f| {
         let (ident, ty) = (&f.ident, &f.ty);
         let doc = format!("The `{}` output.", f.name);
