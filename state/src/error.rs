@@ -47,7 +47,7 @@ pub enum StateError {
         /// The stack.
         stack: String,
         /// Who holds it.
-        holder: LockInfo,
+        holder: Box<LockInfo>,
     },
     /// The stack name cannot be used.
     #[error("invalid stack name `{0}`: use letters, digits, `-`, `_` and `.` (not first), at most 100 characters")]

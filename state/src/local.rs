@@ -134,12 +134,14 @@ impl Backend for LocalBackend {
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                let holder = serde_json::from_str(&text).unwrap_or(LockInfo {
-                    user: "unknown".into(),
-                    host: "unknown".into(),
-                    pid: 0,
-                    since: "unknown".into(),
-                    command: "unknown".into(),
+                let holder = serde_json::from_str(&text).map(Box::new).unwrap_or_else(|_| {
+                    Box::new(LockInfo {
+                        user: "unknown".into(),
+                        host: "unknown".into(),
+                        pid: 0,
+                        since: "unknown".into(),
+                        command: "unknown".into(),
+                    })
                 });
                 return Err(StateError::Locked { stack: stack.to_owned(), holder });
             }

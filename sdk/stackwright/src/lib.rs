@@ -1,1 +1,32 @@
-//! Infrastructure as code in Rust: declare resources, preview and apply changes with a typed engine.
+//! Stackwright: infrastructure as code in Rust. A program declares typed resources on a
+//! [`Stack`]; [`run`] gives it a command line that previews and applies the changes with a
+//! parallel, journaled engine.
+
+pub mod builtin;
+mod cli;
+pub mod engine;
+pub mod error;
+pub mod events;
+mod executor;
+pub mod graph;
+mod journal_writer;
+pub mod options;
+pub mod plan;
+mod refresh;
+pub mod render;
+mod retry;
+pub mod scheduler;
+pub mod stack;
+
+pub use builtin::data::{Data, DataArgs, DataOutputs};
+pub use cli::{run, run_with_args};
+pub use engine::{Engine, PreviewReport, RetryPolicy, Settings, UpReport};
+pub use error::{DeclarationError, EngineError};
+pub use executor::Failure;
+pub use options::{ResourceOptions, Timeouts};
+pub use plan::{Plan, PlannedStep, StepOp};
+pub use refresh::Drift;
+pub use stack::{Program, Stack};
+pub use stackwright_core as core;
+pub use stackwright_core::{Input, Output, Provider, Resource, ResourceRef, Urn, all, zip};
+pub use stackwright_state as state;

@@ -1,0 +1,423 @@
+//! A test provider whose "cloud" is a map in memory or a directory of files (so it outlives a
+//! killed process), with configurable latency and fault injection: a random error rate of a
+//! given kind, a failure or a crash at the Nth call. It records every call for assertions.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stackwright_core::{
+    Args, Created, ErrorKind, Handler, Input, Observed, OpContext, Outputs, PropertyChange, Provider, ProviderError,
+    Resource, Stored,
+};
+
+/// The `test:Item` resource type.
+pub struct Item;
+
+impl Resource for Item {
+    const TYPE: &'static str = "test:Item";
+    type Args = ItemArgs;
+    type Outputs = ItemOutputs;
+}
+
+/// Arguments of `test:Item`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+pub struct ItemArgs {
+    /// Any value; updated in place.
+    #[serde(default)]
+    pub value: Input<Value>,
+    /// A change replaces the item.
+    #[sw(replace)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Input<String>>,
+    /// A secret value; updated in place.
+    #[sw(secret)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Input<String>>,
+}
+
+/// Outputs of `test:Item`.
+#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+pub struct ItemOutputs {
+    /// The stored value.
+    pub value: Value,
+    /// Counts writes; changes on every update.
+    #[sw(computed)]
+    pub revision: u64,
+    /// A token the provider generated at create time, secret.
+    #[sw(secret)]
+    pub token: String,
+}
+
+/// One object in the test world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorldItem {
+    /// The resource it was created for.
+    pub urn: String,
+    /// Its value.
+    pub value: Value,
+    /// Its key.
+    pub key: Option<String>,
+    /// Its secret.
+    pub secret: Option<String>,
+    /// Write count.
+    pub revision: u64,
+    /// Generated token.
+    pub token: String,
+}
+
+/// Where the test provider keeps its objects.
+#[derive(Debug, Clone)]
+pub enum World {
+    /// In memory, shared by clones.
+    Memory(Arc<Mutex<BTreeMap<String, WorldItem>>>),
+    /// One JSON file per object in a directory, written atomically.
+    Directory(PathBuf),
+}
+
+impl World {
+    /// An empty in-memory world.
+    pub fn memory() -> Self {
+        World::Memory(Arc::default())
+    }
+
+    /// A world stored in `dir`.
+    pub fn directory(dir: impl Into<PathBuf>) -> Self {
+        World::Directory(dir.into())
+    }
+
+    /// All objects, by id.
+    pub fn items(&self) -> BTreeMap<String, WorldItem> {
+        match self {
+            World::Memory(m) => m.lock().expect("world lock").clone(),
+            World::Directory(dir) => {
+                let mut out = BTreeMap::new();
+                if let Ok(entries) = std::fs::read_dir(dir) {
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if let Some(id) = name.strip_suffix(".json")
+                            && let Ok(bytes) = std::fs::read(e.path())
+                            && let Ok(item) = serde_json::from_slice(&bytes)
+                        {
+                            out.insert(id.to_owned(), item);
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<WorldItem> {
+        match self {
+            World::Memory(m) => m.lock().expect("world lock").get(id).cloned(),
+            World::Directory(dir) => {
+                std::fs::read(dir.join(format!("{id}.json"))).ok().and_then(|b| serde_json::from_slice(&b).ok())
+            }
+        }
+    }
+
+    /// Writes an object (also used by tests to cause drift).
+    pub fn put(&self, id: &str, item: WorldItem) -> Result<(), ProviderError> {
+        match self {
+            World::Memory(m) => {
+                m.lock().expect("world lock").insert(id.to_owned(), item);
+                Ok(())
+            }
+            World::Directory(dir) => {
+                let io = |e: std::io::Error| ProviderError::other(format!("test world {}: {e}", dir.display()));
+                std::fs::create_dir_all(dir).map_err(io)?;
+                let tmp = dir.join(format!("{id}.tmp"));
+                std::fs::write(&tmp, serde_json::to_vec(&item).expect("item serializes")).map_err(io)?;
+                std::fs::rename(&tmp, dir.join(format!("{id}.json"))).map_err(io)
+            }
+        }
+    }
+
+    /// Removes an object (also used by tests to cause drift).
+    pub fn remove(&self, id: &str) {
+        match self {
+            World::Memory(m) => {
+                m.lock().expect("world lock").remove(id);
+            }
+            World::Directory(dir) => {
+                let _ = std::fs::remove_file(dir.join(format!("{id}.json")));
+            }
+        }
+    }
+}
+
+/// What to inject into calls.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    /// Added to every call.
+    pub latency: Duration,
+    /// Probability in [0, 1] that a call fails with `error_kind` before doing anything.
+    pub error_rate: f64,
+    /// The kind of injected random errors.
+    pub error_kind: ErrorKind,
+    /// Retry-after hint attached to injected throttling errors.
+    pub retry_after: Option<Duration>,
+    /// The Nth call (1-based, counting create, update and delete) fails with `error_kind`.
+    pub fail_at_call: Option<u64>,
+    /// The Nth call (1-based) kills the process after doing its work, before it returns.
+    pub crash_at_call: Option<u64>,
+    /// Seed for the random errors.
+    pub seed: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency: Duration::ZERO,
+            error_rate: 0.0,
+            error_kind: ErrorKind::Transient,
+            retry_after: None,
+            fail_at_call: None,
+            crash_at_call: None,
+            seed: 1,
+        }
+    }
+}
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// `create`, `update`, `delete`, `read` or `find`.
+    pub op: &'static str,
+    /// The resource.
+    pub urn: String,
+    /// Global sequence number when the call started.
+    pub started: u64,
+    /// Global sequence number when it finished.
+    pub finished: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// The test provider's shared state: world, faults, counters and call log.
+pub struct TestProviderState {
+    world: World,
+    faults: Faults,
+    calls: AtomicU64,
+    sequence: AtomicU64,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    rng: Mutex<rand::rngs::StdRng>,
+    log: Mutex<Vec<CallRecord>>,
+}
+
+/// A handle on a test provider; clones share state.
+#[derive(Clone)]
+pub struct TestProvider {
+    state: Arc<TestProviderState>,
+    name: String,
+    max_concurrency: Option<usize>,
+}
+
+impl TestProvider {
+    /// A test provider named `test` over `world`.
+    pub fn new(world: World, faults: Faults) -> Self {
+        let rng = rand::rngs::StdRng::seed_from_u64(faults.seed);
+        TestProvider {
+            state: Arc::new(TestProviderState {
+                world,
+                faults,
+                calls: AtomicU64::new(0),
+                sequence: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
+                rng: Mutex::new(rng),
+                log: Mutex::new(Vec::new()),
+            }),
+            name: "test".into(),
+            max_concurrency: None,
+        }
+    }
+
+    /// Sets the provider's own concurrency limit.
+    pub fn with_max_concurrency(mut self, limit: usize) -> Self {
+        self.max_concurrency = Some(limit);
+        self
+    }
+
+    /// The provider to register with a stack.
+    pub fn provider(&self) -> Provider {
+        let p = Provider::new(self.name.clone()).resource::<Item>(ItemHandler { state: self.state.clone() });
+        match self.max_concurrency {
+            Some(n) => p.max_concurrency(n),
+            None => p,
+        }
+    }
+
+    /// The world.
+    pub fn world(&self) -> &World {
+        &self.state.world
+    }
+
+    /// Every call so far, in finishing order.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.state.log.lock().expect("log lock").clone()
+    }
+
+    /// The most calls that were ever in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+struct ItemHandler {
+    state: Arc<TestProviderState>,
+}
+
+impl ItemHandler {
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        urn: &str,
+        counts: bool,
+        work: impl FnOnce() -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let s = &self.state;
+        let started = s.sequence.fetch_add(1, Ordering::SeqCst);
+        let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if !s.faults.latency.is_zero() {
+            tokio::time::sleep(s.faults.latency).await;
+        }
+        let n = if counts { s.calls.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
+        let injected = if counts && s.faults.fail_at_call == Some(n) {
+            Some(ProviderError::new(s.faults.error_kind, format!("injected failure at call {n} ({op} {urn})")))
+        } else if s.faults.error_rate > 0.0 && s.rng.lock().expect("rng lock").random_bool(s.faults.error_rate.min(1.0))
+        {
+            let mut e = ProviderError::new(
+                s.faults.error_kind,
+                format!("injected random {} error ({op} {urn})", s.faults.error_kind),
+            );
+            e.retry_after = s.faults.retry_after;
+            Some(e)
+        } else {
+            None
+        };
+        let result = match injected {
+            Some(e) => Err(e),
+            None => work(),
+        };
+        if counts && s.faults.crash_at_call == Some(n) {
+            // Simulates the process dying after the cloud did the work but before we heard back.
+            std::process::abort();
+        }
+        s.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let finished = s.sequence.fetch_add(1, Ordering::SeqCst);
+        s.log.lock().expect("log lock").push(CallRecord {
+            op,
+            urn: urn.to_owned(),
+            started,
+            finished,
+            ok: result.is_ok(),
+        });
+        result
+    }
+}
+
+fn outputs(item: &WorldItem) -> ItemOutputs {
+    ItemOutputs { value: item.value.clone(), revision: item.revision, token: item.token.clone() }
+}
+
+fn args_of(item: &WorldItem) -> ItemArgs {
+    ItemArgs {
+        value: Input::Value(item.value.clone()),
+        key: item.key.clone().map(Input::Value),
+        secret: item.secret.clone().map(Input::Value),
+    }
+}
+
+#[async_trait]
+impl Handler<Item> for ItemHandler {
+    async fn create(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Created<ItemOutputs>, ProviderError> {
+        self.call("create", ctx.urn.as_str(), true, || {
+            // The operation id doubles as the object id, so `find` can recover it after a crash.
+            let id = ctx.operation_id.clone();
+            let item = WorldItem {
+                urn: ctx.urn.to_string(),
+                value: args.value.get().clone(),
+                key: args.key.as_ref().map(|k| k.get().clone()),
+                secret: args.secret.as_ref().map(|k| k.get().clone()),
+                revision: 1,
+                token: format!("tok-{}", &id[..id.len().min(8)]),
+            };
+            self.state.world.put(&id, item.clone())?;
+            Ok(Created { id, outputs: outputs(&item) })
+        })
+        .await
+    }
+
+    async fn read(&self, ctx: &OpContext, stored: &Stored<Item>) -> Result<Option<Observed<Item>>, ProviderError> {
+        self.call("read", ctx.urn.as_str(), false, || {
+            Ok(self.state.world.get(&stored.id).map(|item| Observed {
+                id: stored.id.clone(),
+                args: args_of(&item),
+                outputs: outputs(&item),
+            }))
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        stored: &Stored<Item>,
+        args: &ItemArgs,
+        _changes: &[PropertyChange],
+    ) -> Result<ItemOutputs, ProviderError> {
+        self.call("update", ctx.urn.as_str(), true, || {
+            let mut item = self
+                .state
+                .world
+                .get(&stored.id)
+                .ok_or_else(|| ProviderError::not_found(format!("item {} does not exist", stored.id)))?;
+            item.value = args.value.get().clone();
+            item.secret = args.secret.as_ref().map(|k| k.get().clone());
+            item.revision += 1;
+            self.state.world.put(&stored.id, item.clone())?;
+            Ok(outputs(&item))
+        })
+        .await
+    }
+
+    async fn delete(&self, ctx: &OpContext, stored: &Stored<Item>) -> Result<(), ProviderError> {
+        self.call("delete", ctx.urn.as_str(), true, || {
+            self.state.world.remove(&stored.id);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find(&self, ctx: &OpContext, _args: &ItemArgs) -> Result<Option<Created<ItemOutputs>>, ProviderError> {
+        self.call("find", ctx.urn.as_str(), false, || {
+            Ok(self
+                .state
+                .world
+                .get(&ctx.operation_id)
+                .map(|item| Created { id: ctx.operation_id.clone(), outputs: outputs(&item) }))
+        })
+        .await
+    }
+
+    async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<Observed<Item>>, ProviderError> {
+        self.call("read", ctx.urn.as_str(), false, || {
+            Ok(self.state.world.get(id).map(|item| Observed {
+                id: id.to_owned(),
+                args: args_of(&item),
+                outputs: outputs(&item),
+            }))
+        })
+        .await
+    }
+}

@@ -1,0 +1,451 @@
+//! The command line every Stackwright program gets from `stackwright::run`: preview, up,
+//! destroy, refresh, stack and state management, outputs and the dependency graph.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use stackwright_state::{Backend, LocalBackend, StackState, validate_stack_name};
+use tokio::sync::watch;
+
+use crate::engine::{Engine, Settings};
+use crate::error::EngineError;
+use crate::events::Event;
+use crate::plan::Plan;
+use crate::refresh::Drift;
+use crate::render;
+use crate::stack::{Program, Stack};
+
+#[derive(Parser, Debug)]
+#[command(about = "Preview and apply this program's infrastructure.", long_about = None)]
+struct Cli {
+    /// The stack to operate on (default: the selected stack).
+    #[arg(long, short = 's', global = true, env = "STACKWRIGHT_STACK")]
+    stack: Option<String>,
+    /// Where stack state lives (default: `.stackwright` in the project directory).
+    #[arg(long, global = true, env = "STACKWRIGHT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// The project directory, holding `Stackwright.<stack>.toml` (default: the program's crate).
+    #[arg(long, global = true, env = "STACKWRIGHT_PROJECT_DIR")]
+    project_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what `up` would change, without changing anything.
+    Preview {
+        /// Read every resource first and show changes made outside the program.
+        #[arg(long)]
+        refresh: bool,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Preview a destroy instead of an update.
+        #[arg(long)]
+        destroy: bool,
+    },
+    /// Apply the program: create, update, replace and delete resources.
+    Up {
+        /// Apply without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Read every resource first, so drift is repaired.
+        #[arg(long)]
+        refresh: bool,
+        /// Run at most this many steps at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: u16,
+    },
+    /// Delete every resource of the stack.
+    Destroy {
+        /// Delete without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Run at most this many steps at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: u16,
+    },
+    /// Read every resource and record changes made outside the program.
+    Refresh {
+        /// Run at most this many reads at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: u16,
+    },
+    /// Manage stacks.
+    #[command(subcommand)]
+    Stack(StackCommand),
+    /// Inspect the stack's state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Print the stack's exported outputs.
+    Output {
+        /// One output to print.
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the program's dependency graph in Graphviz DOT.
+    Graph,
+}
+
+#[derive(Subcommand, Debug)]
+enum StackCommand {
+    /// List stacks.
+    Ls,
+    /// Create a stack.
+    Init {
+        /// Its name.
+        name: String,
+    },
+    /// Make a stack the default for later commands.
+    Select {
+        /// Its name.
+        name: String,
+    },
+    /// Break a stack's lock left by a run that is gone.
+    Unlock,
+}
+
+#[derive(Subcommand, Debug)]
+enum StateCommand {
+    /// List the resources in the stack's state.
+    Ls,
+}
+
+struct Context_ {
+    backend: Arc<LocalBackend>,
+    state_dir: PathBuf,
+    project_dir: PathBuf,
+}
+
+impl Context_ {
+    fn config_file(&self, stack: &str) -> PathBuf {
+        self.project_dir.join(format!("Stackwright.{stack}.toml"))
+    }
+
+    fn current_file(&self) -> PathBuf {
+        self.state_dir.join("current-stack")
+    }
+
+    async fn known_stacks(&self) -> anyhow::Result<Vec<String>> {
+        let mut stacks = self.backend.list_stacks().await?;
+        if let Ok(entries) = std::fs::read_dir(&self.project_dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(s) = name.strip_prefix("Stackwright.").and_then(|s| s.strip_suffix(".toml"))
+                    && validate_stack_name(s).is_ok()
+                {
+                    stacks.push(s.to_owned());
+                }
+            }
+        }
+        stacks.sort();
+        stacks.dedup();
+        Ok(stacks)
+    }
+
+    /// The stack to use: `--stack`, else the selected one; it must exist.
+    async fn stack(&self, flag: &Option<String>) -> anyhow::Result<String> {
+        let name = match flag {
+            Some(s) => s.clone(),
+            None => match std::fs::read_to_string(self.current_file()) {
+                Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+                _ => bail!("no stack selected: pass --stack NAME, or run `stack select NAME` (see `stack ls`)"),
+            },
+        };
+        validate_stack_name(&name)?;
+        if self.backend.load(&name).await?.is_none() && !self.config_file(&name).exists() {
+            return Err(EngineError::UnknownStack {
+                stack: name,
+                backend: self.backend.describe(),
+                known: self.known_stacks().await?,
+            }
+            .into());
+        }
+        Ok(name)
+    }
+}
+
+fn confirm(yes: bool, verb: &str) -> impl Fn(&Plan, &[Drift]) -> bool + Sync {
+    let verb = verb.to_owned();
+    move |plan: &Plan, drift: &[Drift]| {
+        print!("{}", render::drift(drift));
+        print!("{}", render::plan(plan));
+        if !plan.has_changes() {
+            return true;
+        }
+        if yes {
+            return true;
+        }
+        if !std::io::stdin().is_terminal() {
+            eprintln!("error: refusing to {verb} without confirmation; pass --yes to apply non-interactively");
+            return false;
+        }
+        print!("Do you want to {verb}? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        matches!(line.trim(), "y" | "Y" | "yes")
+    }
+}
+
+fn interrupt_on_ctrl_c() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\nInterrupted: no new steps will start; waiting for running steps to finish. Press Ctrl-C again to stop at once."
+            );
+            let _ = tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                // Every started call has a durable pending record; the next run reconciles it.
+                eprintln!(
+                    "Stopped. Operations in flight are recorded as pending and will be reconciled by the next run."
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    rx
+}
+
+fn printer() -> crate::events::Observer {
+    Arc::new(|e: &Event| {
+        if let Some(line) = render::event(e) {
+            println!("{line}");
+        }
+    })
+}
+
+fn default_project_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+}
+
+async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
+    let project_dir = cli.project_dir.clone().unwrap_or_else(default_project_dir);
+    let state_dir = cli.state_dir.clone().unwrap_or_else(|| project_dir.join(".stackwright"));
+    let ctx = Context_ { backend: Arc::new(LocalBackend::new(&state_dir)), state_dir, project_dir };
+    let engine = |parallel: u16, command: &str, interrupt: bool| {
+        Engine::new(
+            ctx.backend.clone(),
+            Settings {
+                parallel: parallel as usize,
+                observer: printer(),
+                interrupt: interrupt.then(interrupt_on_ctrl_c),
+                command: command.to_owned(),
+                ..Settings::default()
+            },
+        )
+    };
+    match cli.command {
+        Command::Preview { refresh, detailed_exitcode, json, destroy } => {
+            let stack = ctx.stack(&cli.stack).await?;
+            let report = engine(16, "preview", false).preview(&stack, &program, refresh, destroy).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&redacted_json(&report)?)?);
+            } else {
+                println!("Previewing {} of stack `{stack}`\n", if destroy { "destroy" } else { "update" });
+                print!("{}", render::drift(&report.drift));
+                print!("{}", render::plan(&report.plan));
+                if report.pending > 0 {
+                    println!(
+                        "note: {} operation(s) from an interrupted run are pending; `up` reconciles them first.",
+                        report.pending
+                    );
+                }
+            }
+            let changes = report.plan.has_changes() || !report.drift.is_empty();
+            Ok(ExitCode::from(if detailed_exitcode && changes { 2 } else { 0 }))
+        }
+        Command::Up { yes, refresh, parallel } => {
+            let stack = ctx.stack(&cli.stack).await?;
+            println!("Updating stack `{stack}`\n");
+            let report = engine(parallel, "up", true)
+                .up(&stack, &program, refresh, &confirm(yes, "apply these changes"))
+                .await?;
+            finish(report, "Update")
+        }
+        Command::Destroy { yes, parallel } => {
+            let stack = ctx.stack(&cli.stack).await?;
+            println!("Destroying stack `{stack}`\n");
+            let report = engine(parallel, "destroy", true)
+                .destroy(&stack, &program, &confirm(yes, "delete these resources"))
+                .await?;
+            finish(report, "Destroy")
+        }
+        Command::Refresh { parallel } => {
+            let stack = ctx.stack(&cli.stack).await?;
+            let drift = engine(parallel, "refresh", false).refresh(&stack, &program).await?;
+            if drift.is_empty() {
+                println!("No changes outside the program.");
+            } else {
+                print!("{}", render::drift(&drift));
+                println!("Recorded {} change(s) in the state of stack `{stack}`.", drift.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Ls) => {
+            let current = std::fs::read_to_string(ctx.current_file()).unwrap_or_default();
+            for s in ctx.known_stacks().await? {
+                let count = ctx.backend.load(&s).await?.map(|st| st.resources.len()).unwrap_or(0);
+                let mark = if s == current.trim() { "*" } else { " " };
+                println!("{mark} {s:<20} {count} resource(s)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Init { name }) => {
+            validate_stack_name(&name)?;
+            if ctx.backend.load(&name).await?.is_some() {
+                bail!("stack `{name}` already exists in {}", ctx.backend.describe());
+            }
+            ctx.backend.write_snapshot(&StackState::new(&name)).await?;
+            write_current(&ctx, &name)?;
+            println!("Created stack `{name}` in {} and selected it.", ctx.backend.describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Select { name }) => {
+            let name = ctx.stack(&Some(name)).await?;
+            write_current(&ctx, &name)?;
+            println!("Selected stack `{name}`.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Unlock) => {
+            let stack = ctx.stack(&cli.stack).await?;
+            match ctx.backend.force_unlock(&stack).await? {
+                Some(holder) => println!("Removed the lock on stack `{stack}` held by {holder}."),
+                None => println!("Stack `{stack}` was not locked."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State(StateCommand::Ls) => {
+            let stack = ctx.stack(&cli.stack).await?;
+            let state = ctx.backend.load(&stack).await?.unwrap_or_else(|| StackState::new(&stack));
+            for r in state.resources.values() {
+                let flags = [(r.protect, " [protected]"), (r.retain_on_delete, " [retain]")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, t)| *t)
+                    .collect::<String>();
+                println!("{:<32} {:<24} {}{flags}", r.urn, r.type_token, r.id);
+            }
+            for r in &state.retired {
+                println!("{:<32} {:<24} {} [replaced, awaiting delete]", r.urn, r.type_token, r.id);
+            }
+            for (op, p) in &state.pending {
+                println!("{:<32} {:<24} pending {:?} ({op})", p.urn, p.type_token, p.kind);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Output { name, json } => {
+            let stack = ctx.stack(&cli.stack).await?;
+            let state = ctx.backend.load(&stack).await?.unwrap_or_else(|| StackState::new(&stack));
+            let exports: std::collections::BTreeMap<&String, serde_json::Value> = state
+                .exports
+                .iter()
+                .filter(|(k, _)| name.as_ref().is_none_or(|n| n == *k))
+                .map(|(k, v)| (k, stackwright_core::value::redact(v)))
+                .collect();
+            if let Some(n) = &name
+                && exports.is_empty()
+            {
+                bail!("stack `{stack}` has no output named `{n}`; `output` lists them");
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&exports)?);
+            } else if let (Some(_), Some((_, v))) = (&name, exports.iter().next()) {
+                println!("{}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
+            } else {
+                for (k, v) in exports {
+                    println!("{k:<24} {}", render::value(&v));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph => {
+            let stack_name = cli.stack.clone().unwrap_or_else(|| "graph".into());
+            let mut stack = Stack::new(&stack_name);
+            program(&mut stack)?;
+            println!("{}", crate::graph::dot(&stack));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn redacted_json<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    Ok(stackwright_core::value::redact(&serde_json::to_value(value)?))
+}
+
+fn write_current(ctx: &Context_, name: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&ctx.state_dir).with_context(|| format!("creating {}", ctx.state_dir.display()))?;
+    std::fs::write(ctx.current_file(), name).with_context(|| format!("writing {}", ctx.current_file().display()))
+}
+
+fn finish(report: crate::engine::UpReport, verb: &str) -> anyhow::Result<ExitCode> {
+    print!("{}", render::summary(&report, verb));
+    Ok(if report.interrupted {
+        ExitCode::from(130)
+    } else if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs a Stackwright program as a command-line tool. Call it from `main`:
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     stackwright::run(|stack| {
+///         stack.resource::<stackwright::Data>("greeting", stackwright::DataArgs::new(serde_json::json!("hello")));
+///         Ok(())
+///     })
+/// }
+/// ```
+pub fn run<F>(program: F) -> ExitCode
+where
+    F: Fn(&mut Stack) -> anyhow::Result<()> + Send + Sync + 'static,
+{
+    run_with_args(std::env::args_os(), Arc::new(program))
+}
+
+/// Like [`run`], with explicit arguments (the first is the program name).
+pub fn run_with_args<I, T>(args: I, program: Program) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STACKWRIGHT_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli, program)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

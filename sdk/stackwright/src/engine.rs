@@ -1,0 +1,437 @@
+//! The engine's operations — preview, up, destroy, refresh — over a state backend. Each takes the
+//! stack's lock (preview reads without it), loads and compacts the state, reconciles operations
+//! a previous run left pending, plans, and applies the plan through the executor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use stackwright_core::value::reveal;
+use stackwright_core::{ErrorKind, OpContext, PropertyChange, RawState, Urn};
+use stackwright_state::{Backend, LockInfo, OpKind, Record, ResourceState, StackState};
+use tokio::sync::watch;
+
+use crate::error::EngineError;
+use crate::events::{Event, Observer};
+use crate::executor::{self, Failure, RunSettings};
+use crate::journal_writer;
+use crate::plan::{self, Plan, Prepared};
+use crate::refresh::{self, Drift};
+use crate::stack::{Program, Stack};
+
+/// How retries back off.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// The first delay.
+    pub min_delay: Duration,
+    /// The longest delay between attempts.
+    pub max_delay: Duration,
+    /// The most retries after the first attempt.
+    pub max_retries: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { min_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30), max_retries: 8 }
+    }
+}
+
+/// Engine settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// At most this many steps run at once.
+    pub parallel: usize,
+    /// Retry behaviour for transient and throttled errors.
+    pub retry: RetryPolicy,
+    /// Receives progress events.
+    pub observer: Observer,
+    /// When it turns true, stop scheduling new steps.
+    pub interrupt: Option<watch::Receiver<bool>>,
+    /// The command recorded in the lock.
+    pub command: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            parallel: 16,
+            retry: RetryPolicy::default(),
+            observer: Arc::new(|_: &Event| {}),
+            interrupt: None,
+            command: "stackwright".into(),
+        }
+    }
+}
+
+/// The result of a preview.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewReport {
+    /// The plan.
+    pub plan: Plan,
+    /// Changes made outside the program, when refreshed.
+    pub drift: Vec<Drift>,
+    /// Operations a previous run left unconfirmed; the next `up` reconciles them.
+    pub pending: usize,
+}
+
+/// The result of an update.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// The plan that was applied.
+    pub plan: Plan,
+    /// Drift found by a refresh before planning.
+    pub drift: Vec<Drift>,
+    /// Steps that changed something, by kind.
+    pub changed: usize,
+    /// Every step that failed or was skipped, with the reason.
+    pub failures: Vec<Failure>,
+    /// Whether the run was interrupted before it finished.
+    pub interrupted: bool,
+    /// Pending operations from a previous run that were reconciled.
+    pub reconciled: Vec<String>,
+    /// Bytes appended to the journal.
+    pub journal_bytes: u64,
+    /// Journal flushes.
+    pub journal_flushes: u64,
+    /// Wall time of the whole operation.
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl UpReport {
+    /// Whether everything succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.failures.is_empty() && !self.interrupted
+    }
+}
+
+/// The engine over one state backend.
+pub struct Engine {
+    backend: Arc<dyn Backend>,
+    settings: Settings,
+}
+
+fn build(program: &Program, stack: &str) -> Result<Stack, EngineError> {
+    let mut s = Stack::new(stack);
+    program(&mut s).map_err(EngineError::Program)?;
+    Ok(s)
+}
+
+impl Engine {
+    /// An engine storing state in `backend`.
+    pub fn new(backend: Arc<dyn Backend>, settings: Settings) -> Self {
+        Engine { backend, settings }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn load(&self, stack: &str) -> Result<StackState, EngineError> {
+        Ok(self.backend.load(stack).await?.unwrap_or_else(|| StackState::new(stack)))
+    }
+
+    /// Plans an update (or with `destroy`, a destroy) without changing anything.
+    pub async fn preview(
+        &self,
+        stack: &str,
+        program: &Program,
+        refresh: bool,
+        destroy: bool,
+    ) -> Result<PreviewReport, EngineError> {
+        let mut state = self.load(stack).await?;
+        let mut prepared = plan::prepare(build(program, stack)?)?;
+        let drift =
+            if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
+        plan::match_state(&mut prepared, &state);
+        let planned = plan::plan(&prepared, &state, destroy)?;
+        if !planned.check_failures.is_empty() {
+            return Err(EngineError::Check(planned.check_failures));
+        }
+        if !planned.protected.is_empty() {
+            return Err(EngineError::Protected(planned.protected));
+        }
+        Ok(PreviewReport { plan: planned.plan, drift, pending: state.pending.len() })
+    }
+
+    /// Applies the program. `confirm` sees the plan and may refuse it.
+    pub async fn up(
+        &self,
+        stack: &str,
+        program: &Program,
+        refresh: bool,
+        confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
+    ) -> Result<UpReport, EngineError> {
+        self.apply(stack, program, refresh, false, confirm).await
+    }
+
+    /// Deletes every resource of the stack.
+    pub async fn destroy(
+        &self,
+        stack: &str,
+        program: &Program,
+        confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
+    ) -> Result<UpReport, EngineError> {
+        self.apply(stack, program, false, true, confirm).await
+    }
+
+    async fn begin(&self, stack: &str) -> Result<(Box<dyn stackwright_state::StackLock>, StackState), EngineError> {
+        let lock = self.backend.lock(stack, LockInfo::current(&self.settings.command)).await?;
+        let mut state = self.load(stack).await?;
+        // Start every run from a compact snapshot and a fresh journal.
+        state.serial = self.backend.write_snapshot(&state).await?;
+        Ok((lock, state))
+    }
+
+    async fn apply(
+        &self,
+        stack: &str,
+        program: &Program,
+        refresh: bool,
+        destroy: bool,
+        confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
+    ) -> Result<UpReport, EngineError> {
+        let started = Instant::now();
+        let mut prepared = plan::prepare(build(program, stack)?)?;
+        let (_lock, state) = self.begin(stack).await?;
+        let shared = Arc::new(Mutex::new(state.clone()));
+        let journal = self.backend.open_journal(stack, state.serial).await?;
+        let (writer, writer_task) = journal_writer::spawn(journal, shared.clone());
+
+        let result = async {
+            let reconciled = reconcile(&prepared, &state, &writer, &self.settings).await?;
+            let mut state = shared.lock().expect("state lock").clone();
+            let drift = if refresh {
+                let drift = refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await?;
+                let records = refresh::drift_records(&drift);
+                writer.write(records).await.map_err(|m| EngineError::Reconcile {
+                    resource: "(refresh)".into(),
+                    kind: "refresh".into(),
+                    message: m,
+                })?;
+                drift
+            } else {
+                Vec::new()
+            };
+            plan::match_state(&mut prepared, &state);
+            let planned = plan::plan(&prepared, &state, destroy)?;
+            if !planned.check_failures.is_empty() {
+                return Err(EngineError::Check(planned.check_failures));
+            }
+            if !planned.protected.is_empty() {
+                return Err(EngineError::Protected(planned.protected));
+            }
+            if !confirm(&planned.plan, &drift) {
+                return Ok((planned.plan, drift, None, reconciled));
+            }
+            let settings = RunSettings { settings: self.settings.clone(), destroy };
+            let outcome =
+                executor::execute(Arc::new(prepared), Arc::new(state), shared.clone(), writer.clone(), &settings).await;
+            Ok((planned.plan, drift, Some(outcome), reconciled))
+        }
+        .await;
+        drop(writer);
+        let stats = writer_task.await.map_err(|e| EngineError::Reconcile {
+            resource: "(journal)".into(),
+            kind: "write".into(),
+            message: e.to_string(),
+        })??;
+        let final_state = shared.lock().expect("state lock").clone();
+        // Compact whatever became durable, even when the run failed.
+        self.backend.write_snapshot(&final_state).await?;
+        let (plan, drift, outcome, reconciled) = result?;
+        let (changed, failures, interrupted) = match outcome {
+            Some(o) => (o.changed, o.failures, o.interrupted),
+            None => (0, Vec::new(), false),
+        };
+        Ok(UpReport {
+            plan,
+            drift,
+            changed,
+            failures,
+            interrupted,
+            reconciled,
+            journal_bytes: stats.bytes,
+            journal_flushes: stats.flushes,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Reads every resource and records what changed outside the program.
+    pub async fn refresh(&self, stack: &str, program: &Program) -> Result<Vec<Drift>, EngineError> {
+        let prepared = plan::prepare(build(program, stack)?)?;
+        let (_lock, state) = self.begin(stack).await?;
+        let shared = Arc::new(Mutex::new(state.clone()));
+        let journal = self.backend.open_journal(stack, state.serial).await?;
+        let (writer, writer_task) = journal_writer::spawn(journal, shared.clone());
+        let result = async {
+            reconcile(&prepared, &state, &writer, &self.settings).await?;
+            let mut state = shared.lock().expect("state lock").clone();
+            let drift = refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await?;
+            writer.write(refresh::drift_records(&drift)).await.map_err(|m| EngineError::Reconcile {
+                resource: "(refresh)".into(),
+                kind: "refresh".into(),
+                message: m,
+            })?;
+            Ok(drift)
+        }
+        .await;
+        drop(writer);
+        writer_task.await.map_err(|e| EngineError::Reconcile {
+            resource: "(journal)".into(),
+            kind: "write".into(),
+            message: e.to_string(),
+        })??;
+        let final_state = shared.lock().expect("state lock").clone();
+        self.backend.write_snapshot(&final_state).await?;
+        result
+    }
+
+    /// The stack's current state (snapshot plus journal).
+    pub async fn state(&self, stack: &str) -> Result<Option<StackState>, EngineError> {
+        Ok(self.backend.load(stack).await?)
+    }
+}
+
+/// Settles operations a previous run started but never confirmed: a create is adopted if the
+/// provider finds what it made and forgotten otherwise; an update is re-read; a delete is
+/// confirmed if the object is gone.
+async fn reconcile(
+    prepared: &Prepared,
+    state: &StackState,
+    writer: &journal_writer::JournalHandle,
+    settings: &Settings,
+) -> Result<Vec<String>, EngineError> {
+    let mut done = Vec::new();
+    for (op, pending) in &state.pending {
+        let fail = |message: String| EngineError::Reconcile {
+            resource: pending.urn.to_string(),
+            kind: format!("{:?}", pending.kind).to_lowercase(),
+            message,
+        };
+        let bound = prepared.handler_for_state(&pending.provider, &pending.type_token).ok_or_else(|| {
+            fail(format!(
+                "no registered provider handles type `{}`; register provider `{}` in the program",
+                pending.type_token, pending.provider
+            ))
+        })?;
+        let ctx = OpContext { urn: pending.urn.clone(), stack: state.stack.clone(), operation_id: op.clone() };
+        let plain_inputs = reveal(pending.inputs.clone()).0;
+        let existing = state.resources.get(&pending.urn);
+        let record = match pending.kind {
+            OpKind::Create => match bound.handler.find(&ctx, &plain_inputs).await.map_err(|e| fail(e.to_string()))? {
+                Some((id, outputs)) => {
+                    let outputs = plan::mark_secret_outputs(outputs, bound.handler.outputs_schema(), &pending.inputs);
+                    let reg = prepared.regs.iter().find(|r| r.urn == pending.urn);
+                    let resource = ResourceState {
+                        urn: pending.urn.clone(),
+                        type_token: pending.type_token.clone(),
+                        provider: bound.provider.clone(),
+                        id,
+                        inputs: pending.inputs.clone(),
+                        outputs,
+                        dependencies: reg.map(|r| r.deps.clone()).unwrap_or_default(),
+                        protect: reg.is_some_and(|r| r.opts.protect),
+                        retain_on_delete: reg.is_some_and(|r| r.opts.retain_on_delete),
+                    };
+                    // A create that finds its name taken was the new half of a replacement.
+                    let retire_previous = existing.is_some_and(|e| e.id != resource.id);
+                    done.push(format!("{}: adopted the object an interrupted create made", pending.urn));
+                    Record::Upsert { op: Some(op.clone()), resource, retire_previous }
+                }
+                None => {
+                    done.push(format!("{}: an interrupted create made nothing; forgotten", pending.urn));
+                    Record::Abort { op: op.clone() }
+                }
+            },
+            OpKind::Update | OpKind::Delete => {
+                let id = pending.id.clone().unwrap_or_default();
+                let stored = state
+                    .resources
+                    .get(&pending.urn)
+                    .filter(|r| r.id == id)
+                    .or_else(|| state.retired.iter().find(|r| r.urn == pending.urn && r.id == id));
+                match stored {
+                    None => Record::Abort { op: op.clone() },
+                    Some(stored) => {
+                        let raw = RawState {
+                            id: id.clone(),
+                            args: reveal(stored.inputs.clone()).0,
+                            outputs: reveal(stored.outputs.clone()).0,
+                        };
+                        let read = bound.handler.read(&ctx, &raw).await;
+                        let read = match read {
+                            Err(e) if e.kind == ErrorKind::NotFound => None,
+                            other => other.map_err(|e| fail(e.to_string()))?,
+                        };
+                        let retired = state.resources.get(&pending.urn).is_none_or(|r| r.id != id);
+                        match read {
+                            None if retired => {
+                                done.push(format!(
+                                    "{}: an interrupted delete of a replaced object finished",
+                                    pending.urn
+                                ));
+                                Record::RemoveRetired { op: Some(op.clone()), urn: pending.urn.clone(), id }
+                            }
+                            None => {
+                                done.push(format!("{}: the object is gone; removed from state", pending.urn));
+                                Record::Remove { op: Some(op.clone()), urn: pending.urn.clone() }
+                            }
+                            Some(_) if pending.kind == OpKind::Delete || retired => Record::Abort { op: op.clone() },
+                            Some(observed) => {
+                                let resource = refresh::observed_state(stored, observed, bound.handler.as_ref());
+                                done.push(format!("{}: re-read after an interrupted update", pending.urn));
+                                Record::Upsert { op: Some(op.clone()), resource, retire_previous: false }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        writer.write(vec![record]).await.map_err(fail)?;
+        (settings.observer)(&Event::Reconciled {
+            urn: pending.urn.clone(),
+            message: done.last().cloned().unwrap_or_default(),
+        });
+    }
+    Ok(done)
+}
+
+/// The property changes between two stored versions of a resource, for drift reports.
+pub(crate) fn state_changes(old: &ResourceState, new: &ResourceState) -> Vec<PropertyChange> {
+    let options = stackwright_core::DiffOptions::default();
+    let mut changes = stackwright_core::diff(&old.inputs, &new.inputs, &options);
+    changes.extend(stackwright_core::diff(&old.outputs, &new.outputs, &options).into_iter().map(|mut c| {
+        c.path = stackwright_core::Path(
+            std::iter::once(stackwright_core::Segment::Key("outputs".into())).chain(c.path.0).collect(),
+        );
+        c
+    }));
+    changes
+}
+
+/// Exports evaluated against the outputs in `live`; unknown ones are left out.
+pub(crate) fn evaluate_exports(
+    prepared: &Prepared,
+    live: &HashMap<Urn, (String, Value)>,
+) -> std::collections::BTreeMap<String, Value> {
+    let known: HashMap<Urn, (Option<String>, Value)> =
+        live.iter().map(|(u, (id, o))| (u.clone(), (Some(id.clone()), o.clone()))).collect();
+    let resolver: Arc<dyn stackwright_core::Resolve> = Arc::new(plan::MapResolver(known));
+    prepared
+        .exports
+        .iter()
+        .filter_map(|(name, f)| {
+            let v = stackwright_core::resolve_with(resolver.clone(), || f()).ok()?;
+            (!stackwright_core::value::contains_unknown(&v)).then(|| (name.clone(), v))
+        })
+        .collect()
+}

@@ -1,0 +1,122 @@
+//! Errors of the engine. Each names the resource, file or flag involved and says what to do.
+
+use stackwright_core::CheckFailure;
+use stackwright_state::StateError;
+
+/// A mistake in the program's declarations, found before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeclarationError {
+    /// Two resources share a name.
+    #[error("resource name `{name}` is declared twice: at {first} and at {second}; give each resource a unique name")]
+    Duplicate {
+        /// The name.
+        name: String,
+        /// Where it was declared first.
+        first: String,
+        /// Where it was declared again.
+        second: String,
+    },
+    /// The arguments could not be serialized.
+    #[error("resource `{resource}` (declared at {location}): its arguments could not be serialized: {message}")]
+    Arguments {
+        /// The resource.
+        resource: String,
+        /// Where it was declared.
+        location: String,
+        /// The serializer's message.
+        message: String,
+    },
+    /// An option is malformed.
+    #[error("resource `{resource}` (declared at {location}): option `{option}`: {message}")]
+    BadOption {
+        /// The resource.
+        resource: String,
+        /// Where it was declared.
+        location: String,
+        /// The option.
+        option: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Resources depend on each other in a circle.
+    #[error("dependency cycle: {}; remove one of these dependencies", cycle.join(" → "))]
+    Cycle {
+        /// The resources on the cycle, in order, the first repeated at the end.
+        cycle: Vec<String>,
+    },
+    /// A resource depends on a name that is not declared.
+    #[error(
+        "resource `{resource}` (declared at {location}) depends on `{dependency}`, which this program does not declare"
+    )]
+    UnknownDependency {
+        /// The resource.
+        resource: String,
+        /// Where it was declared.
+        location: String,
+        /// The missing name.
+        dependency: String,
+    },
+    /// No provider handles a resource's type.
+    #[error("resource `{resource}` (declared at {location}) has type `{type_token}`, but {}", match provider {
+        Some(p) => format!("provider `{p}` is not registered or does not handle that type; register it with `stack.provider(...)`"),
+        None => "no registered provider handles that type; register one with `stack.provider(...)`".to_string(),
+    })]
+    NoProvider {
+        /// The resource.
+        resource: String,
+        /// Where it was declared.
+        location: String,
+        /// Its type.
+        type_token: String,
+        /// The provider it asked for, if any.
+        provider: Option<String>,
+    },
+}
+
+/// Why an engine operation failed or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The program itself returned an error.
+    #[error("the program failed: {0:#}")]
+    Program(anyhow::Error),
+    /// The program's declarations have mistakes.
+    #[error("the program has {} problem(s):\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Declarations(Vec<DeclarationError>),
+    /// Reading or writing state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The plan would delete or replace protected resources.
+    #[error("the plan would {}; nothing was changed. To proceed, remove `protect()` from the resource and run `up` first, or keep it in the program", .0.iter().map(|(r, op)| format!("{op} protected resource `{r}`")).collect::<Vec<_>>().join(", "))]
+    Protected(Vec<(String, &'static str)>),
+    /// Providers rejected arguments before anything ran.
+    #[error("invalid arguments; nothing was changed:\n{}", .0.iter().map(|(r, f)| match &f.path {
+        Some(p) => format!("  - resource `{r}`, field `{p}`: {}", f.message),
+        None => format!("  - resource `{r}`: {}", f.message),
+    }).collect::<Vec<_>>().join("\n"))]
+    Check(Vec<(String, CheckFailure)>),
+    /// An interrupted operation could not be reconciled.
+    #[error(
+        "could not reconcile the interrupted {kind} of `{resource}`: {message}. State is unchanged; fix the cause and run again"
+    )]
+    Reconcile {
+        /// The resource.
+        resource: String,
+        /// What was interrupted.
+        kind: String,
+        /// Why.
+        message: String,
+    },
+    /// The stack does not exist.
+    #[error("stack `{stack}` does not exist in {backend}. Create it with `stack init {stack}`{}", if known.is_empty() { String::new() } else { format!(" or pick one of: {}", known.join(", ")) })]
+    UnknownStack {
+        /// The stack asked for.
+        stack: String,
+        /// The backend.
+        backend: String,
+        /// Stacks that do exist.
+        known: Vec<String>,
+    },
+    /// A resource named on the command line is not in the stack.
+    #[error("no resource named `{0}` in the stack; `state ls` lists them")]
+    UnknownResource(String),
+}

@@ -1,0 +1,212 @@
+//! Runs a DAG of steps concurrently: at most `parallel` at once and at most a provider's own
+//! limit per provider, a step only after all its dependencies succeeded; a failure skips its
+//! dependents but not its neighbours; an interrupt stops scheduling and waits for what runs.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How one node of the DAG ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeOutcome<T> {
+    /// It ran and succeeded.
+    Done(T),
+    /// It ran and failed.
+    Failed(String),
+    /// It did not run because this dependency failed (or was itself skipped).
+    Skipped(usize),
+    /// It was never started (interrupted, or blocked by a cycle).
+    NotStarted,
+}
+
+/// One node: its dependencies and the provider whose limit it counts against.
+pub struct DagNode {
+    /// Indices of nodes that must succeed first.
+    pub deps: Vec<usize>,
+    /// The provider's name.
+    pub provider: String,
+}
+
+/// Runs the DAG. `work(i)` is spawned when node `i` is ready.
+pub async fn run_dag<T, F, Fut>(
+    nodes: &[DagNode],
+    limits: &HashMap<String, usize>,
+    parallel: usize,
+    mut interrupt: watch::Receiver<bool>,
+    work: F,
+) -> Vec<NodeOutcome<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<T, String>> + Send + 'static,
+{
+    let n = nodes.len();
+    let parallel = parallel.max(1);
+    let mut outcomes: Vec<Option<NodeOutcome<T>>> = (0..n).map(|_| None).collect();
+    let mut remaining: Vec<usize> = nodes.iter().map(|d| d.deps.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, node) in nodes.iter().enumerate() {
+        for &d in &node.deps {
+            dependents[d].push(i);
+        }
+    }
+    // One ready queue per provider, so a saturated provider never makes us scan its backlog.
+    let mut providers: Vec<&str> = Vec::new();
+    let mut provider_index: HashMap<&str, usize> = HashMap::new();
+    let node_provider: Vec<usize> = nodes
+        .iter()
+        .map(|node| {
+            *provider_index.entry(node.provider.as_str()).or_insert_with(|| {
+                providers.push(node.provider.as_str());
+                providers.len() - 1
+            })
+        })
+        .collect();
+    let provider_limit: Vec<usize> = providers.iter().map(|p| limits.get(*p).copied().unwrap_or(usize::MAX)).collect();
+    let mut ready: Vec<VecDeque<usize>> = vec![VecDeque::new(); providers.len()];
+    let mut running_per_provider = vec![0usize; providers.len()];
+    for i in 0..n {
+        if remaining[i] == 0 {
+            ready[node_provider[i]].push_back(i);
+        }
+    }
+    let mut running: JoinSet<(usize, Result<T, String>)> = JoinSet::new();
+    let mut interrupted = *interrupt.borrow();
+    let mut cursor = 0;
+    loop {
+        while !interrupted && running.len() < parallel {
+            let start = (0..providers.len())
+                .map(|k| (cursor + k) % providers.len())
+                .find(|&p| !ready[p].is_empty() && running_per_provider[p] < provider_limit[p]);
+            let Some(p) = start else { break };
+            cursor = (p + 1) % providers.len();
+            let i = ready[p].pop_front().expect("non-empty ready queue");
+            running_per_provider[p] += 1;
+            let fut = work(i);
+            running.spawn(async move { (i, fut.await) });
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { break };
+                let (i, result) = match joined {
+                    Ok(r) => r,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
+                running_per_provider[node_provider[i]] -= 1;
+                match result {
+                    Ok(v) => {
+                        outcomes[i] = Some(NodeOutcome::Done(v));
+                        for &d in &dependents[i] {
+                            remaining[d] -= 1;
+                            if remaining[d] == 0 && outcomes[d].is_none() {
+                                ready[node_provider[d]].push_back(d);
+                            }
+                        }
+                    }
+                    Err(message) => {
+                        outcomes[i] = Some(NodeOutcome::Failed(message));
+                        let mut queue = VecDeque::from([i]);
+                        while let Some(f) = queue.pop_front() {
+                            for &d in &dependents[f] {
+                                if outcomes[d].is_none() {
+                                    outcomes[d] = Some(NodeOutcome::Skipped(f));
+                                    queue.push_back(d);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            changed = interrupt.changed(), if !interrupted => {
+                interrupted = changed.is_err() || *interrupt.borrow();
+                if changed.is_err() {
+                    // The sender is gone: nobody can interrupt any more.
+                    interrupted = false;
+                    interrupt = watch::channel(false).1;
+                }
+            }
+        }
+    }
+    outcomes.into_iter().map(|o| o.unwrap_or(NodeOutcome::NotStarted)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn chain_and_fan() -> Vec<DagNode> {
+        // 0 -> 1 -> 2, 0 -> 3, 4 independent.
+        vec![
+            DagNode { deps: vec![], provider: "a".into() },
+            DagNode { deps: vec![0], provider: "a".into() },
+            DagNode { deps: vec![1], provider: "a".into() },
+            DagNode { deps: vec![0], provider: "b".into() },
+            DagNode { deps: vec![], provider: "b".into() },
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_failure_skips_dependents_only() {
+        let (_tx, rx) = watch::channel(false);
+        let out = run_dag(&chain_and_fan(), &HashMap::new(), 4, rx, |i| async move {
+            if i == 1 { Err("boom".to_string()) } else { Ok(i) }
+        })
+        .await;
+        assert_eq!(out[0], NodeOutcome::Done(0));
+        assert_eq!(out[1], NodeOutcome::Failed("boom".into()));
+        assert_eq!(out[2], NodeOutcome::Skipped(1));
+        assert_eq!(out[3], NodeOutcome::Done(3));
+        assert_eq!(out[4], NodeOutcome::Done(4));
+    }
+
+    #[tokio::test]
+    async fn provider_limits_are_respected() {
+        let nodes: Vec<DagNode> = (0..20).map(|_| DagNode { deps: vec![], provider: "p".into() }).collect();
+        let now = Arc::new(AtomicUsize::new(0));
+        let max = Arc::new(AtomicUsize::new(0));
+        let (_tx, rx) = watch::channel(false);
+        let limits = HashMap::from([("p".to_string(), 3)]);
+        let out = run_dag(&nodes, &limits, 10, rx, |_| {
+            let (now, max) = (now.clone(), max.clone());
+            async move {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                max.fetch_max(n, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .await;
+        assert!(out.iter().all(|o| matches!(o, NodeOutcome::Done(()))));
+        assert_eq!(max.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_stops_scheduling_but_lets_running_steps_finish() {
+        let nodes: Vec<DagNode> = (0..10)
+            .map(|i| DagNode { deps: if i == 0 { vec![] } else { vec![i - 1] }, provider: "p".into() })
+            .collect();
+        let (tx, rx) = watch::channel(false);
+        let tx = Arc::new(tx);
+        let out = run_dag(&nodes, &HashMap::new(), 4, rx, |i| {
+            let tx = tx.clone();
+            async move {
+                if i == 2 {
+                    tx.send(true).unwrap();
+                }
+                Ok(i)
+            }
+        })
+        .await;
+        assert_eq!(out[2], NodeOutcome::Done(2), "the running step finishes");
+        assert!(out[3..].iter().all(|o| *o == NodeOutcome::NotStarted));
+    }
+}

@@ -1,0 +1,140 @@
+//! The program's handle: the stack's name and the resources, providers and exports the program
+//! declares. Declaring does no I/O; the engine resolves and applies declarations afterwards.
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::Location;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use stackwright_core::{Output, Path, Provider, Resource, ResourceRef, Urn, collect_dependencies};
+
+use crate::error::DeclarationError;
+use crate::options::ResourceOptions;
+
+pub(crate) type ArgsFn = Arc<dyn Fn() -> Result<Value, serde_json::Error> + Send + Sync>;
+
+/// One declared resource.
+#[derive(Clone)]
+pub(crate) struct Registration {
+    pub urn: Urn,
+    pub type_token: &'static str,
+    pub args: ArgsFn,
+    /// Data-flow dependencies and `depends_on`, sorted and without duplicates.
+    pub deps: Vec<Urn>,
+    pub opts: ResourceOptions,
+    pub ignore: Vec<Path>,
+    pub replace_paths: Vec<Path>,
+    pub location: &'static Location<'static>,
+}
+
+/// A user program: declares the stack's resources.
+pub type Program = Arc<dyn Fn(&mut Stack) -> anyhow::Result<()> + Send + Sync>;
+
+/// The program's handle on the stack being deployed.
+pub struct Stack {
+    name: String,
+    pub(crate) registrations: Vec<Registration>,
+    index: HashMap<Urn, usize>,
+    pub(crate) errors: Vec<DeclarationError>,
+    pub(crate) providers: Vec<Provider>,
+    pub(crate) exports: Vec<(String, ArgsFn)>,
+}
+
+impl Stack {
+    /// An empty stack named `name`, with the built-in provider registered.
+    pub fn new(name: &str) -> Self {
+        Stack {
+            name: name.to_owned(),
+            registrations: Vec::new(),
+            index: HashMap::new(),
+            errors: Vec::new(),
+            providers: vec![crate::builtin::provider()],
+            exports: Vec::new(),
+        }
+    }
+
+    /// The stack's name (`dev`, `staging`, `prod`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Registers a configured provider. Resources of its types use it unless they name another.
+    pub fn provider(&mut self, provider: Provider) -> &mut Self {
+        self.providers.retain(|p| p.name() != provider.name());
+        self.providers.push(provider);
+        self
+    }
+
+    /// Declares a resource with default options.
+    #[track_caller]
+    pub fn resource<R: Resource>(&mut self, name: &str, args: R::Args) -> ResourceRef<R> {
+        self.resource_with(name, args, ResourceOptions::default())
+    }
+
+    /// Declares a resource with options.
+    #[track_caller]
+    pub fn resource_with<R: Resource>(&mut self, name: &str, args: R::Args, opts: ResourceOptions) -> ResourceRef<R> {
+        let location = Location::caller();
+        let urn = Urn::from(name);
+        let handle = ResourceRef::new(urn.clone());
+        if let Some(&first) = self.index.get(&urn) {
+            self.errors.push(DeclarationError::Duplicate {
+                name: name.to_owned(),
+                first: self.registrations[first].location.to_string(),
+                second: location.to_string(),
+            });
+            return handle;
+        }
+        let args = Arc::new(args);
+        let args_fn: ArgsFn = Arc::new(move || serde_json::to_value(args.as_ref()));
+        let (declared, mut deps) = collect_dependencies(|| args_fn());
+        if let Err(e) = declared {
+            self.errors.push(DeclarationError::Arguments {
+                resource: name.to_owned(),
+                location: location.to_string(),
+                message: e.to_string(),
+            });
+        }
+        deps.extend(opts.depends_on.iter().cloned());
+        let parse = |paths: &[String], option: &'static str, errors: &mut Vec<DeclarationError>| -> Vec<Path> {
+            paths
+                .iter()
+                .filter_map(|p| match Path::parse(p) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        errors.push(DeclarationError::BadOption {
+                            resource: name.to_owned(),
+                            location: location.to_string(),
+                            option,
+                            message: e.to_string(),
+                        });
+                        None
+                    }
+                })
+                .collect()
+        };
+        let ignore = parse(&opts.ignore_changes, "ignore_changes", &mut self.errors);
+        let replace_paths = parse(&opts.replace_on_changes, "replace_on_changes", &mut self.errors);
+        self.index.insert(urn.clone(), self.registrations.len());
+        self.registrations.push(Registration {
+            urn,
+            type_token: R::TYPE,
+            args: args_fn,
+            deps: deps.into_iter().collect::<BTreeSet<_>>().into_iter().collect(),
+            opts,
+            ignore,
+            replace_paths,
+            location,
+        });
+        handle
+    }
+
+    /// Exports a value as a stack output (see the `output` command). Wrap a literal with
+    /// `Output::new`.
+    pub fn export<T: Serialize + Send + Sync + 'static>(&mut self, name: &str, value: Output<T>) {
+        let value = Arc::new(value);
+        self.exports.retain(|(n, _)| n != name);
+        self.exports.push((name.to_owned(), Arc::new(move || serde_json::to_value(value.as_ref()))));
+    }
+}
