@@ -185,9 +185,7 @@ impl Engine {
 
     async fn begin(&self, stack: &str) -> Result<(Box<dyn stackwright_state::StackLock>, StackState), EngineError> {
         let lock = self.backend.lock(stack, LockInfo::current(&self.settings.command)).await?;
-        let mut state = self.load(stack).await?;
-        // Start every run from a compact snapshot and a fresh journal.
-        state.serial = self.backend.write_snapshot(&state).await?;
+        let state = self.load(stack).await?;
         Ok((lock, state))
     }
 
@@ -245,8 +243,11 @@ impl Engine {
             message: e.to_string(),
         })??;
         let final_state = shared.lock().expect("state lock").clone();
-        // Compact whatever became durable, even when the run failed.
-        self.backend.write_snapshot(&final_state).await?;
+        // Compact whatever became durable, even when the run failed; a run that recorded
+        // nothing (refused, or nothing to do) leaves the files untouched.
+        if stats.flushes > 0 {
+            self.backend.write_snapshot(&final_state).await?;
+        }
         let (plan, drift, outcome, reconciled) = result?;
         let (changed, failures, interrupted) = match outcome {
             Some(o) => (o.changed, o.failures, o.interrupted),

@@ -288,12 +288,17 @@ impl ItemHandler {
         let started = s.sequence.fetch_add(1, Ordering::SeqCst);
         let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         s.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        if !s.faults.latency.is_zero() {
-            tokio::time::sleep(s.faults.latency).await;
+        // Half the latency is the request travelling, half the response: a crash in the second
+        // half finds the work done but unacknowledged, as with a real cloud.
+        let half = s.faults.latency / 2;
+        if !half.is_zero() {
+            tokio::time::sleep(half).await;
         }
         let n = if counts { s.calls.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
         let injected = if counts && s.faults.fail_at_call == Some(n) {
-            Some(ProviderError::new(s.faults.error_kind, format!("injected failure at call {n} ({op} {urn})")))
+            let mut e = ProviderError::new(s.faults.error_kind, format!("injected failure at call {n} ({op} {urn})"));
+            e.retry_after = s.faults.retry_after;
+            Some(e)
         } else if s.faults.error_rate > 0.0 && s.rng.lock().expect("rng lock").random_bool(s.faults.error_rate.min(1.0))
         {
             let mut e = ProviderError::new(
@@ -309,6 +314,9 @@ impl ItemHandler {
             Some(e) => Err(e),
             None => work(),
         };
+        if !half.is_zero() {
+            tokio::time::sleep(s.faults.latency - half).await;
+        }
         if counts && s.faults.crash_at_call == Some(n) {
             // Simulates the process dying after the cloud did the work but before we heard back.
             std::process::abort();

@@ -1,0 +1,60 @@
+//! A Stackwright program for process-level tests (crashes, signals, bad input). Its resources
+//! are test items stored in a directory "world" that outlives the process, so a test can check
+//! after a SIGKILL that nothing was orphaned or duplicated.
+//!
+//! Environment: `SW_WORLD` (world directory, required), `SW_N` (resources, default 30),
+//! `SW_GEN` (generation: changes values, replaces some items, removes some), `SW_LATENCY_MS`,
+//! `SW_FAIL_AT` (fail the Nth provider call), `SW_ERROR_RATE` (random transient errors).
+
+use std::time::Duration;
+
+use serde_json::json;
+use stackwright::builtin::testing::{Faults, Item, ItemArgs, TestProvider, World};
+use stackwright::{Input, ResourceOptions};
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() -> std::process::ExitCode {
+    let world = std::env::var("SW_WORLD").expect("SW_WORLD must name the world directory");
+    let n: usize = env("SW_N", 30);
+    let generation: u64 = env("SW_GEN", 0);
+    let faults = Faults {
+        latency: Duration::from_millis(env("SW_LATENCY_MS", 0)),
+        fail_at_call: std::env::var("SW_FAIL_AT").ok().and_then(|v| v.parse().ok()),
+        error_rate: env("SW_ERROR_RATE", 0.0),
+        seed: env("SW_SEED", 1),
+        ..Faults::default()
+    };
+    let provider = TestProvider::new(World::directory(world), faults);
+    stackwright::run(move |stack| {
+        stack.provider(provider.provider());
+        // Later generations drop the last few items, so deletes happen too.
+        let count = n - (generation as usize % 4).min(n);
+        let mut items: Vec<stackwright::ResourceRef<Item>> = Vec::with_capacity(count);
+        for i in 0..count {
+            let value: Input<serde_json::Value> = if i == 0 {
+                json!({ "gen": generation, "i": 0 }).into()
+            } else {
+                let parent = &items[(i - 1) / 2];
+                parent.value.map(move |p| json!({ "gen": p["gen"], "i": i })).into()
+            };
+            let key = if i % 5 == 0 && generation % 3 == 2 { format!("k{generation}") } else { "k".to_owned() };
+            let mut opts = ResourceOptions::new();
+            if i % 7 == 3 {
+                opts = opts.delete_before_replace();
+            }
+            let item = stack.resource_with::<Item>(
+                &format!("item-{i}"),
+                ItemArgs { value, key: Some(key.into()), secret: None },
+                opts,
+            );
+            items.push(item);
+        }
+        if let Some(first) = items.first() {
+            stack.export("first_value", first.value.clone());
+        }
+        Ok(())
+    })
+}
