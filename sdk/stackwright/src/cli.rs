@@ -180,10 +180,7 @@ fn confirm(yes: bool, verb: &str) -> impl Fn(&Plan, &[Drift]) -> bool + Sync {
     move |plan: &Plan, drift: &[Drift]| {
         print!("{}", render::drift(drift));
         print!("{}", render::plan(plan));
-        if !plan.has_changes() {
-            return true;
-        }
-        if yes {
+        if yes || !plan.has_changes() {
             return true;
         }
         if !std::io::stdin().is_terminal() {
@@ -390,6 +387,10 @@ fn write_current(ctx: &Context_, name: &str) -> anyhow::Result<()> {
 }
 
 fn finish(report: crate::engine::UpReport, verb: &str) -> anyhow::Result<ExitCode> {
+    if report.declined {
+        println!("{verb} cancelled; nothing was changed.");
+        return Ok(ExitCode::FAILURE);
+    }
     print!("{}", render::summary(&report, verb));
     Ok(if report.interrupted {
         ExitCode::from(130)

@@ -89,6 +89,8 @@ pub struct UpReport {
     pub failures: Vec<Failure>,
     /// Whether the run was interrupted before it finished.
     pub interrupted: bool,
+    /// Whether the plan was declined, so nothing ran.
+    pub declined: bool,
     /// Pending operations from a previous run that were reconciled.
     pub reconciled: Vec<String>,
     /// Bytes appended to the journal.
@@ -103,7 +105,7 @@ pub struct UpReport {
 impl UpReport {
     /// Whether everything succeeded.
     pub fn succeeded(&self) -> bool {
-        self.failures.is_empty() && !self.interrupted
+        self.failures.is_empty() && !self.interrupted && !self.declined
     }
 }
 
@@ -249,6 +251,7 @@ impl Engine {
             self.backend.write_snapshot(&final_state).await?;
         }
         let (plan, drift, outcome, reconciled) = result?;
+        let declined = outcome.is_none();
         let (changed, failures, interrupted) = match outcome {
             Some(o) => (o.changed, o.failures, o.interrupted),
             None => (0, Vec::new(), false),
@@ -259,6 +262,7 @@ impl Engine {
             changed,
             failures,
             interrupted,
+            declined,
             reconciled,
             journal_bytes: stats.bytes,
             journal_flushes: stats.flushes,

@@ -168,6 +168,31 @@ fn find_cycle(graph: &DiGraph<usize, ()>, scc: &[NodeIndex]) -> Vec<NodeIndex> {
     scc.to_vec()
 }
 
+/// A topological order that keeps declaration order wherever dependencies allow, so plans read
+/// like the program. Shorter than the input when there is a cycle.
+fn declaration_order_topo(deps: &[Vec<usize>]) -> Vec<usize> {
+    let mut remaining: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents = vec![Vec::new(); deps.len()];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+        (0..deps.len()).filter(|i| remaining[*i] == 0).map(std::cmp::Reverse).collect();
+    let mut order = Vec::with_capacity(deps.len());
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &d in &dependents[i] {
+            remaining[d] -= 1;
+            if remaining[d] == 0 {
+                ready.push(std::cmp::Reverse(d));
+            }
+        }
+    }
+    order
+}
+
 /// Checks the declarations, builds the dependency graph and matches resources to state.
 pub(crate) fn prepare(stack: Stack) -> Result<Prepared, EngineError> {
     let mut errors = stack.errors.clone();
@@ -212,21 +237,18 @@ pub(crate) fn prepare(stack: Stack) -> Result<Prepared, EngineError> {
             }
         }
     }
-    let order = match toposort(&graph, None) {
-        Ok(order) => order.into_iter().map(|n| graph[n]).collect(),
-        Err(_) => {
-            for scc in tarjan_scc(&graph) {
-                let cyclic = scc.len() > 1 || graph.contains_edge(scc[0], scc[0]);
-                if cyclic {
-                    let path = find_cycle(&graph, &scc);
-                    let mut cycle: Vec<String> = path.iter().map(|n| regs[graph[*n]].urn.to_string()).collect();
-                    cycle.push(cycle[0].clone());
-                    errors.push(DeclarationError::Cycle { cycle });
-                }
+    let order = declaration_order_topo(&deps);
+    if order.len() < regs.len() {
+        for scc in tarjan_scc(&graph) {
+            let cyclic = scc.len() > 1 || graph.contains_edge(scc[0], scc[0]);
+            if cyclic {
+                let path = find_cycle(&graph, &scc);
+                let mut cycle: Vec<String> = path.iter().map(|n| regs[graph[*n]].urn.to_string()).collect();
+                cycle.push(cycle[0].clone());
+                errors.push(DeclarationError::Cycle { cycle });
             }
-            Vec::new()
         }
-    };
+    }
     if !errors.is_empty() {
         return Err(EngineError::Declarations(errors));
     }

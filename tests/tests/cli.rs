@@ -1,0 +1,188 @@
+//! The command line against bad input and signals: unknown stacks, bad flags, a locked stack,
+//! corrupt or newer state files, CI exit codes, and Ctrl-C during an update.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use stackwright_state::{Backend, LocalBackend, LockInfo};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fixture-program");
+
+struct Project {
+    _root: tempfile::TempDir,
+    world: PathBuf,
+    state: PathBuf,
+    project: PathBuf,
+}
+
+fn project() -> Project {
+    let root = tempfile::tempdir().unwrap();
+    let (world, state, project) = (root.path().join("world"), root.path().join("state"), root.path().join("project"));
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("Stackwright.dev.toml"), "").unwrap();
+    Project { _root: root, world, state, project }
+}
+
+impl Project {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--project-dir")
+            .arg(&self.project)
+            .env("SW_WORLD", &self.world)
+            .env("SW_N", "6")
+            .env_remove("STACKWRIGHT_STACK")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn an_unknown_stack_is_named_with_what_to_do() {
+    let p = project();
+    let out = p.run(&["up", "--yes", "--stack", "prod"]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(t.contains("stack `prod` does not exist") && t.contains("stack init prod") && t.contains("dev"), "{t}");
+    let out = p.run(&["preview"]);
+    assert!(text(&out).contains("no stack selected"), "{}", text(&out));
+}
+
+#[test]
+fn a_bad_flag_is_named() {
+    let p = project();
+    let out = p.run(&["up", "--stack", "dev", "--parallel", "0"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--parallel"), "{}", text(&out));
+    let out = p.run(&["up", "--stack", "dev"]);
+    assert!(!out.status.success(), "without a terminal, up needs --yes");
+    assert!(text(&out).contains("--yes"), "{}", text(&out));
+}
+
+#[test]
+fn detailed_exit_codes_tell_ci_whether_there_are_changes() {
+    let p = project();
+    assert_eq!(p.run(&["preview", "--stack", "dev", "--detailed-exitcode"]).status.code(), Some(2));
+    let out = p.run(&["up", "--stack", "dev", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(p.run(&["preview", "--stack", "dev", "--detailed-exitcode"]).status.code(), Some(0));
+    assert_eq!(p.run(&["preview", "--stack", "dev"]).status.code(), Some(0));
+    let out = p.run(&["output", "--stack", "dev", "first_value"]);
+    assert!(text(&out).contains("\"gen\""), "{}", text(&out));
+}
+
+#[test]
+fn a_locked_stack_names_its_holder_and_unlock_frees_it() {
+    let p = project();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let backend = LocalBackend::new(&p.state);
+    let holder = LockInfo { command: "up (held by the test)".into(), ..LockInfo::current("x") };
+    let lock = runtime.block_on(backend.lock("dev", holder)).unwrap();
+    let out = p.run(&["up", "--stack", "dev", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(t.contains("is locked by") && t.contains("up (held by the test)") && t.contains("stack unlock"), "{t}");
+    drop(lock);
+    assert!(p.run(&["up", "--stack", "dev", "--yes"]).status.success());
+}
+
+#[test]
+fn corrupt_and_newer_state_files_are_refused_and_left_alone() {
+    let p = project();
+    assert!(p.run(&["up", "--stack", "dev", "--yes"]).status.success());
+    let file = p.state.join("stacks/dev.json");
+    let good = std::fs::read(&file).unwrap();
+
+    let truncated = &good[..good.len() / 2];
+    std::fs::write(&file, truncated).unwrap();
+    let out = p.run(&["up", "--stack", "dev", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("is corrupt") && text(&out).contains("dev.json"), "{}", text(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), truncated, "the corrupt file is never overwritten");
+
+    let newer = String::from_utf8(good.clone()).unwrap().replacen("\"version\":1", "\"version\":7", 1);
+    std::fs::write(&file, &newer).unwrap();
+    let out = p.run(&["preview", "--stack", "dev"]);
+    assert!(text(&out).contains("format version 7"), "{}", text(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), newer.as_bytes());
+
+    std::fs::write(&file, &good).unwrap();
+    assert_eq!(p.run(&["preview", "--stack", "dev", "--detailed-exitcode"]).status.code(), Some(0));
+}
+
+fn interrupt(pid: u32) {
+    let status = Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// Starts a slow `up` and returns once its first step has finished.
+fn start_slow_up(p: &Project) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut child = p
+        .command(&["up", "--stack", "dev", "--yes", "--parallel", "2"])
+        .env("SW_N", "40")
+        .env("SW_LATENCY_MS", "40")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("up ended ({status}) before any step finished");
+        }
+        if line.contains("created") {
+            return (child, reader);
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_finishes_running_steps_persists_and_exits_non_zero() {
+    let p = project();
+    let (mut child, mut reader) = start_slow_up(&p);
+    interrupt(child.id());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("was interrupted") && rest.contains("not started"), "{rest}");
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let state = runtime.block_on(LocalBackend::new(&p.state).load("dev")).unwrap().unwrap();
+    assert!(state.pending.is_empty(), "in-flight steps were allowed to finish");
+    assert!(!state.resources.is_empty() && state.resources.len() < 40, "{} resources", state.resources.len());
+    let out = p.command(&["up", "--stack", "dev", "--yes"]).env("SW_N", "40").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(stackwright::builtin::testing::World::directory(&p.world).items().len(), 40);
+}
+
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_the_next_run_reconciles() {
+    let p = project();
+    let (mut child, _reader) = start_slow_up(&p);
+    interrupt(child.id());
+    interrupt(child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let out = p.command(&["up", "--stack", "dev", "--yes"]).env("SW_N", "40").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let state = runtime.block_on(LocalBackend::new(&p.state).load("dev")).unwrap().unwrap();
+    let world = stackwright::builtin::testing::World::directory(&p.world).items();
+    assert_eq!(world.len(), 40, "no duplicates and nothing missing");
+    let ids: std::collections::BTreeSet<&String> = state.resources.values().map(|r| &r.id).collect();
+    assert!(world.keys().all(|id| ids.contains(id)), "no orphans");
+}
