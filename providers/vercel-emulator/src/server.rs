@@ -3,7 +3,7 @@
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::io;
 use std::pin::Pin;
@@ -93,8 +93,10 @@ pub(crate) async fn serve(
                     req.extensions_mut().insert(ext.clone());
                     router.clone().oneshot(req.map(axum::body::Body::new))
                 });
+                // No header-read timeout: it would be the only server-side timer, and under
+                // paused tokio time it would fire spuriously while a test waits on the socket.
                 let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
+                    .header_read_timeout(None)
                     .serve_connection(io, service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

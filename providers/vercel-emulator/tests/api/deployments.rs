@@ -415,3 +415,26 @@ async fn git_source_preview_gets_branch_alias() {
     let neither = h.post("/v13/deployments", json!({ "name": "web" })).await;
     assert_eq!(neither.code(), 400);
 }
+
+#[tokio::test(start_paused = true)]
+async fn builds_follow_paused_tokio_time() {
+    let h = start().await;
+    // No client-side pool timers, so paused time only moves when the test sleeps.
+    let api = Api {
+        http: reqwest::Client::builder()
+            .pool_idle_timeout(None)
+            .build()
+            .unwrap(),
+        ..h.api.clone()
+    };
+    api.create_project("paused").await;
+    let d = api.deploy("paused", Some("production"), b"p").await;
+    assert_eq!(state(&d), "QUEUED");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let d = api
+        .get(&format!("/v13/deployments/{}", d["id"].as_str().unwrap()))
+        .await
+        .body;
+    assert_eq!(state(&d), "READY");
+    assert_eq!(d["aliasAssigned"], true);
+}

@@ -232,8 +232,7 @@ async fn connection_reset_and_latency() {
         t.elapsed()
     );
     h.emu.set_faults(FaultConfig::default()).unwrap();
-    let t = Instant::now();
     assert_eq!(h.get("/v9/projects/none").await.code(), 404);
-    assert!(t.elapsed() < Duration::from_millis(150));
+    // Counted rather than timed, so a loaded machine cannot make this flaky.
     assert_eq!(h.emu.stats().delayed, 1);
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: real HTTP (reqwest) against an in-process emulator.
 
 mod admin;
+mod cli;
 mod common;
 mod deployments;
 mod domains;
