@@ -728,6 +728,20 @@ pub(crate) async fn create(
         hex::encode(h.finalize())
     };
     app.with_ctx(&scope, |ctx| {
+        // Missing files are reported before anything is created, so the retry after the
+        // uploads is the first call with an effect.
+        let mut missing: Vec<String> = Vec::new();
+        for f in files.iter().filter(|f| !f.inline) {
+            if !ctx.team_ref().files.contains_key(&f.sha) && !missing.contains(&f.sha) {
+                missing.push(f.sha.clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(
+                ApiError::new(StatusCode::BAD_REQUEST, "missing_files", "Missing files")
+                    .with("missing", json!(missing)),
+            );
+        }
         let project_id = match &project_ref {
             Some(p) => resolve_project_id(ctx, p)?,
             None => match ctx.team_ref().find_project_id(&name) {
@@ -743,18 +757,6 @@ pub(crate) async fn create(
             },
         };
         let team = ctx.team_ref();
-        let mut missing: Vec<String> = Vec::new();
-        for f in files.iter().filter(|f| !f.inline) {
-            if !team.files.contains_key(&f.sha) && !missing.contains(&f.sha) {
-                missing.push(f.sha.clone());
-            }
-        }
-        if !missing.is_empty() {
-            return Err(
-                ApiError::new(StatusCode::BAD_REQUEST, "missing_files", "Missing files")
-                    .with("missing", json!(missing)),
-            );
-        }
         if !force_new
             && let Some(existing) = team.deployments.values().find(|d| {
                 d.project_id == project_id

@@ -155,6 +155,17 @@ async fn admin_token_is_enforced_when_configured() {
     );
 }
 
+#[test]
+fn example_config_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator.example.toml");
+    let cfg = EmulatorConfig::from_file(path)
+        .unwrap()
+        .normalized()
+        .unwrap();
+    assert_eq!(cfg.tokens.len(), 2);
+    assert_eq!(cfg.rate_limit.map(|r| r.requests), Some(100));
+}
+
 #[tokio::test]
 async fn config_files_and_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();

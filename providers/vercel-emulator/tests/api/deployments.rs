@@ -438,3 +438,25 @@ async fn builds_follow_paused_tokio_time() {
     assert_eq!(state(&d), "READY");
     assert_eq!(d["aliasAssigned"], true);
 }
+
+#[tokio::test]
+async fn deploying_by_name_creates_the_project_only_once_files_are_present() {
+    let h = start().await;
+    let sha = sha1_hex(b"fresh");
+    let body = json!({ "name": "implicit", "files": [{ "file": "a.txt", "sha": sha, "size": 5 }] });
+    assert_eq!(
+        h.post("/v13/deployments", body.clone()).await.error_code(),
+        "missing_files"
+    );
+    assert_eq!(
+        h.get("/v9/projects/implicit").await.code(),
+        404,
+        "a failed call has no effect"
+    );
+    h.upload(b"fresh").await;
+    let d = h.post("/v13/deployments", body).await;
+    assert_eq!(d.code(), 200, "{}", d.raw);
+    let p = h.get("/v9/projects/implicit").await;
+    assert_eq!(p.code(), 200);
+    assert_eq!(d.body["projectId"], p.body["id"]);
+}
