@@ -12,9 +12,9 @@ struct Args {
     /// TOML or JSON configuration file; flags below override it.
     #[arg(long, env = "VERCEL_EMULATOR_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
+    /// Address to listen on [default: 127.0.0.1, or the config file's].
+    #[arg(long)]
+    host: Option<IpAddr>,
     /// Port to listen on (0 picks a free one).
     #[arg(long, short)]
     port: Option<u16>,
@@ -75,7 +75,12 @@ fn apply(args: Args) -> Result<EmulatorConfig, Box<dyn std::error::Error>> {
     } else {
         3900
     });
-    cfg.bind = SocketAddr::new(args.host, port);
+    let host = args.host.unwrap_or(if args.config.is_some() {
+        cfg.bind.ip()
+    } else {
+        IpAddr::from([127, 0, 0, 1])
+    });
+    cfg.bind = SocketAddr::new(host, port);
     cfg.tokens
         .extend(args.tokens.into_iter().map(TokenConfig::new));
     for team in args.teams {
