@@ -126,7 +126,8 @@ fn interrupt(pid: u32) {
     assert!(status.success());
 }
 
-/// Starts a slow `up` and returns once its first step has finished.
+/// Starts a slow `up` and returns once its first step has finished. The caller waits for it.
+#[allow(clippy::zombie_processes)]
 fn start_slow_up(p: &Project) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let mut child = p
         .command(&["up", "--stack", "dev", "--yes", "--parallel", "2"])
