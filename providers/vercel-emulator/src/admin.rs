@@ -4,8 +4,7 @@
 use crate::app::{AppState, Scope};
 use crate::auth::bearer;
 use crate::config::{
-    ConsistencyConfig, DeploymentConfig, DomainConfig, FaultConfig, RateLimitConfig, TeamConfig,
-    TokenConfig,
+    ConsistencyConfig, DeploymentConfig, DomainConfig, FaultConfig, RateLimitConfig, TeamConfig, TokenConfig,
 };
 use crate::domains::DnsRecord;
 use crate::error::{ApiError, ApiResult};
@@ -40,18 +39,10 @@ async fn admin_auth(State(app): State<Arc<AppState>>, req: Request, next: Next) 
 fn admin_scope(app: &AppState, team: &str) -> ApiResult<Scope> {
     let cfg = app.config();
     if let Some(t) = cfg.teams.iter().find(|t| t.id == team || t.slug == team) {
-        return Ok(Scope {
-            team_id: t.id.clone(),
-            slug: t.slug.clone(),
-            user_id: "admin".into(),
-        });
+        return Ok(Scope { team_id: t.id.clone(), slug: t.slug.clone(), user_id: "admin".into() });
     }
     if app.store().teams.contains_key(team) {
-        return Ok(Scope {
-            team_id: team.to_owned(),
-            slug: "emulator-user".into(),
-            user_id: "admin".into(),
-        });
+        return Ok(Scope { team_id: team.to_owned(), slug: "emulator-user".into(), user_id: "admin".into() });
     }
     Err(ApiError::not_found(format!("Unknown team \"{team}\"")))
 }
@@ -86,8 +77,7 @@ async fn get_config(State(app): State<Arc<AppState>>) -> Json<Value> {
 
 async fn put_faults(State(app): State<Arc<AppState>>, body: Bytes) -> ApiResult<Json<Value>> {
     let cfg: FaultConfig = parse(&body)?;
-    cfg.validate()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    cfg.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
     app.faults().set(cfg.clone());
     app.update_config(|c| c.faults = cfg);
     Ok(Json(json!({})))
@@ -96,9 +86,7 @@ async fn put_faults(State(app): State<Arc<AppState>>, body: Bytes) -> ApiResult<
 async fn put_rate_limit(State(app): State<Arc<AppState>>, body: Bytes) -> ApiResult<Json<Value>> {
     let cfg: Option<RateLimitConfig> = parse(&body)?;
     if cfg.is_some_and(|c| c.requests == 0 || c.window_ms == 0) {
-        return Err(ApiError::bad_request(
-            "requests and window_ms must be positive",
-        ));
+        return Err(ApiError::bad_request("requests and window_ms must be positive"));
     }
     app.update_config(|c| c.rate_limit = cfg);
     app.limiter().reset();
@@ -293,9 +281,7 @@ async fn patch_deployment(
 ) -> ApiResult<Json<Value>> {
     let obj = json::parse_object(&body)?;
     let scope = admin_scope(&app, &team)?;
-    app.with_ctx(&scope, |ctx| {
-        deployments::admin_patch(ctx, &id, &obj).map(Json)
-    })
+    app.with_ctx(&scope, |ctx| deployments::admin_patch(ctx, &id, &obj).map(Json))
 }
 
 async fn delete_deployment(
@@ -335,28 +321,13 @@ pub(crate) fn router(app: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/deployments", put(put_deployments))
         .route("/domains", put(put_domains))
         .route("/clock/advance", post(advance_clock))
-        .route(
-            "/dns",
-            get(get_dns).put(put_dns).post(add_dns).delete(delete_dns),
-        )
+        .route("/dns", get(get_dns).put(put_dns).post(add_dns).delete(delete_dns))
         .route("/tokens", post(add_token))
         .route("/teams", post(add_team))
-        .route(
-            "/teams/{team}/projects/{project}",
-            patch(patch_project).delete(delete_project),
-        )
-        .route(
-            "/teams/{team}/projects/{project}/env/{env_id}",
-            patch(patch_env).delete(delete_env),
-        )
-        .route(
-            "/teams/{team}/projects/{project}/domains/{domain}",
-            patch(patch_domain).delete(delete_domain),
-        )
-        .route(
-            "/teams/{team}/deployments/{id}",
-            patch(patch_deployment).delete(delete_deployment),
-        )
+        .route("/teams/{team}/projects/{project}", patch(patch_project).delete(delete_project))
+        .route("/teams/{team}/projects/{project}/env/{env_id}", patch(patch_env).delete(delete_env))
+        .route("/teams/{team}/projects/{project}/domains/{domain}", patch(patch_domain).delete(delete_domain))
+        .route("/teams/{team}/deployments/{id}", patch(patch_deployment).delete(delete_deployment))
         .route("/teams/{team}/aliases/{alias}", delete(delete_alias))
         .route_layer(from_fn_with_state(app, admin_auth))
         .route("/health", get(health))

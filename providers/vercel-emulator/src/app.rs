@@ -54,10 +54,7 @@ impl AppState {
 
     /// A snapshot; cheap enough per request and avoids holding a lock across handlers.
     pub fn config(&self) -> EmulatorConfig {
-        self.config
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.config.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     pub fn update_config(&self, f: impl FnOnce(&mut EmulatorConfig)) {
@@ -140,21 +137,12 @@ async fn get_team(
         .ok_or_else(|| ApiError::forbidden("Not authorized"))
 }
 
-async fn list_teams(
-    State(app): State<Arc<AppState>>,
-    Extension(caller): Extension<auth::Caller>,
-) -> Json<Value> {
+async fn list_teams(State(app): State<Arc<AppState>>, Extension(caller): Extension<auth::Caller>) -> Json<Value> {
     let cfg = app.config();
     let token = cfg.tokens.iter().find(|t| t.token == caller.token);
-    let teams: Vec<Value> = cfg
-        .teams
-        .iter()
-        .filter(|t| token.is_some_and(|tok| tok.allows(t)))
-        .map(team_json)
-        .collect();
-    Json(
-        json!({ "teams": teams, "pagination": { "count": teams.len(), "next": null, "prev": null } }),
-    )
+    let teams: Vec<Value> =
+        cfg.teams.iter().filter(|t| token.is_some_and(|tok| tok.allows(t))).map(team_json).collect();
+    Json(json!({ "teams": teams, "pagination": { "count": teams.len(), "next": null, "prev": null } }))
 }
 
 async fn not_found(State(app): State<Arc<AppState>>) -> ApiError {
@@ -163,11 +151,7 @@ async fn not_found(State(app): State<Arc<AppState>>) -> ApiError {
 }
 
 async fn method_unknown() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_unknown",
-        "This endpoint does not support this HTTP method.",
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_unknown", "This endpoint does not support this HTTP method.")
 }
 
 /// Every emulated endpoint, with the versions the reference mentions.
@@ -178,50 +162,25 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/v9/projects", get(projects::list))
         .route("/v10/projects", post(projects::create).get(projects::list))
         .route("/v11/projects", post(projects::create))
-        .route(
-            "/v9/projects/{id_or_name}",
-            get(projects::get)
-                .patch(projects::update)
-                .delete(projects::delete),
-        )
+        .route("/v9/projects/{id_or_name}", get(projects::get).patch(projects::update).delete(projects::delete))
         .route("/v10/projects/{id_or_name}", get(projects::get))
-        .route(
-            "/v9/projects/{id_or_name}/link",
-            post(projects::link).delete(projects::unlink),
-        )
-        .route(
-            "/v9/projects/{id_or_name}/branch",
-            patch(projects::set_branch),
-        )
+        .route("/v9/projects/{id_or_name}/link", post(projects::link).delete(projects::unlink))
+        .route("/v9/projects/{id_or_name}/branch", patch(projects::set_branch))
         // Environment variables
-        .route(
-            "/v10/projects/{id_or_name}/env",
-            post(env::create).get(env::list),
-        )
+        .route("/v10/projects/{id_or_name}/env", post(env::create).get(env::list))
         .route("/v8/projects/{id_or_name}/env", get(env::list))
         .route("/v9/projects/{id_or_name}/env", get(env::list))
-        .route(
-            "/v1/projects/{id_or_name}/env",
-            axum::routing::delete(env::delete_batch),
-        )
+        .route("/v1/projects/{id_or_name}/env", axum::routing::delete(env::delete_batch))
         .route("/v1/projects/{id_or_name}/env/{env_id}", get(env::get_one))
-        .route(
-            "/v9/projects/{id_or_name}/env/{env_id}",
-            patch(env::update).delete(env::delete_one),
-        )
+        .route("/v9/projects/{id_or_name}/env/{env_id}", patch(env::update).delete(env::delete_one))
         // Domains
         .route("/v10/projects/{id_or_name}/domains", post(domains::add))
         .route("/v9/projects/{id_or_name}/domains", get(domains::list))
         .route(
             "/v9/projects/{id_or_name}/domains/{domain}",
-            get(domains::get)
-                .patch(domains::update)
-                .delete(domains::remove),
+            get(domains::get).patch(domains::update).delete(domains::remove),
         )
-        .route(
-            "/v9/projects/{id_or_name}/domains/{domain}/verify",
-            post(domains::verify),
-        )
+        .route("/v9/projects/{id_or_name}/domains/{domain}/verify", post(domains::verify))
         .route("/v6/domains/{domain}/config", get(domains::config))
         // Deployments, files, aliases
         .route("/v2/files", post(deployments::upload_file))
@@ -229,28 +188,16 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/v13/deployments", post(deployments::create))
         .route("/v12/now/deployments", post(deployments::create))
         .route("/v6/deployments", get(deployments::list))
-        .route(
-            "/v13/deployments/{id_or_url}",
-            get(deployments::get).delete(deployments::delete),
-        )
+        .route("/v13/deployments/{id_or_url}", get(deployments::get).delete(deployments::delete))
         .route("/v12/deployments/{id}/cancel", patch(deployments::cancel))
-        .route(
-            "/v10/projects/{id_or_name}/promote/{deployment_id}",
-            post(deployments::promote),
-        )
-        .route(
-            "/v1/projects/{id_or_name}/rollback/{deployment_id}",
-            post(deployments::rollback),
-        )
+        .route("/v10/projects/{id_or_name}/promote/{deployment_id}", post(deployments::promote))
+        .route("/v1/projects/{id_or_name}/rollback/{deployment_id}", post(deployments::rollback))
         .route(
             "/v2/deployments/{id}/aliases",
             post(deployments::create_alias).get(deployments::list_deployment_aliases),
         )
         .route("/v4/aliases/{id_or_alias}", get(deployments::get_alias))
-        .route(
-            "/v2/aliases/{id_or_alias}",
-            axum::routing::delete(deployments::delete_alias),
-        )
+        .route("/v2/aliases/{id_or_alias}", axum::routing::delete(deployments::delete_alias))
         .route_layer(from_fn_with_state(app.clone(), scope_mw));
 
     let unscoped: Router<Arc<AppState>> = Router::new()

@@ -23,10 +23,7 @@ pub(crate) struct Caller {
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// A stable user id per token unless one is configured.
@@ -37,11 +34,7 @@ pub(crate) fn user_id_of(token: &TokenConfig) -> String {
     })
 }
 
-pub(crate) async fn auth_mw(
-    State(app): State<Arc<AppState>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn auth_mw(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let Some(token) = bearer(req.headers()).map(str::to_owned) else {
         return ApiError::forbidden("The request is missing an authentication token")
             .with("missingToken", true)
@@ -49,28 +42,19 @@ pub(crate) async fn auth_mw(
     };
     let cfg = app.config();
     let Some(token_cfg) = cfg.tokens.iter().find(|t| t.token == token) else {
-        return ApiError::forbidden("Not authorized")
-            .with("invalidToken", true)
-            .into_response();
+        return ApiError::forbidden("Not authorized").with("invalidToken", true).into_response();
     };
     let verdict = app.limiter().check(&token, cfg.rate_limit, &app.clock);
     let headers = match verdict {
         Verdict::Limited(err) => return err.into_response(),
         Verdict::Unlimited => None,
-        Verdict::Allowed {
-            limit,
-            remaining,
-            reset_epoch_s,
-        } => Some([
+        Verdict::Allowed { limit, remaining, reset_epoch_s } => Some([
             ("x-ratelimit-limit", limit as i64),
             ("x-ratelimit-remaining", remaining as i64),
             ("x-ratelimit-reset", reset_epoch_s),
         ]),
     };
-    req.extensions_mut().insert(Caller {
-        user_id: user_id_of(token_cfg),
-        token,
-    });
+    req.extensions_mut().insert(Caller { user_id: user_id_of(token_cfg), token });
     let mut resp = next.run(req).await;
     for (name, value) in headers.into_iter().flatten() {
         if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
@@ -82,16 +66,9 @@ pub(crate) async fn auth_mw(
 
 /// Resolves the scope a request acts in, or the 403 Vercel answers for a team the token
 /// cannot use (unknown teams get the same answer, so ids cannot be probed).
-pub(crate) fn resolve_scope(
-    cfg: &EmulatorConfig,
-    caller: &Caller,
-    params: &Params,
-) -> Result<Scope, ApiError> {
+pub(crate) fn resolve_scope(cfg: &EmulatorConfig, caller: &Caller, params: &Params) -> Result<Scope, ApiError> {
     let token = cfg.tokens.iter().find(|t| t.token == caller.token);
-    let wanted = params
-        .get("teamId")
-        .map(|id| (id, true))
-        .or_else(|| params.get("slug").map(|s| (s, false)));
+    let wanted = params.get("teamId").map(|id| (id, true)).or_else(|| params.get("slug").map(|s| (s, false)));
     let Some((wanted, by_id)) = wanted.filter(|(w, _)| !w.is_empty()) else {
         return Ok(Scope {
             team_id: caller.user_id.clone(),
@@ -99,30 +76,16 @@ pub(crate) fn resolve_scope(
             user_id: caller.user_id.clone(),
         });
     };
-    let team = cfg.teams.iter().find(|t| {
-        if by_id {
-            t.id == wanted
-        } else {
-            t.slug == wanted
-        }
-    });
+    let team = cfg.teams.iter().find(|t| if by_id { t.id == wanted } else { t.slug == wanted });
     match (team, token) {
-        (Some(team), Some(token)) if token.allows(team) => Ok(Scope {
-            team_id: team.id.clone(),
-            slug: team.slug.clone(),
-            user_id: caller.user_id.clone(),
-        }),
-        _ => Err(ApiError::forbidden(format!(
-            "Not authorized: you do not have access to the team \"{wanted}\"."
-        ))),
+        (Some(team), Some(token)) if token.allows(team) => {
+            Ok(Scope { team_id: team.id.clone(), slug: team.slug.clone(), user_id: caller.user_id.clone() })
+        }
+        _ => Err(ApiError::forbidden(format!("Not authorized: you do not have access to the team \"{wanted}\"."))),
     }
 }
 
-pub(crate) async fn scope_mw(
-    State(app): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn scope_mw(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let params = match Params::from_request_parts(&mut parts, &()).await {
         Ok(p) => p,

@@ -14,15 +14,8 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Self {
-            start: Instant::now(),
-            epoch_at_start_ms: epoch,
-            offset_ms: AtomicU64::new(0),
-        }
+        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        Self { start: Instant::now(), epoch_at_start_ms: epoch, offset_ms: AtomicU64::new(0) }
     }
 
     /// Milliseconds since the emulator started, including any manual advance.
@@ -41,7 +34,6 @@ impl Clock {
 
     /// Jumps the clock forward without waiting, so tests can skip build and window durations.
     pub fn advance(&self, by: Duration) {
-        self.offset_ms
-            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        self.offset_ms.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
     }
 }

@@ -84,32 +84,20 @@ impl EmulatorConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let is_json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
         let parsed = if is_json {
             serde_json::from_str(&text).map_err(|e| e.to_string())
         } else {
             toml::from_str(&text).map_err(|e| e.to_string())
         };
-        parsed.map_err(|message| ConfigError::Parse {
-            path: shown,
-            message,
-        })
+        parsed.map_err(|message| ConfigError::Parse { path: shown, message })
     }
 
     /// Fills in the default team and token and checks references between sections.
     pub fn normalized(mut self) -> Result<Self, ConfigError> {
         if self.teams.is_empty() {
-            self.teams.push(TeamConfig {
-                id: "team_emulator".into(),
-                slug: "emulator".into(),
-                name: None,
-            });
+            self.teams.push(TeamConfig { id: "team_emulator".into(), slug: "emulator".into(), name: None });
         }
         if self.tokens.is_empty() {
             self.tokens.push(TokenConfig::new("test-token"));
@@ -117,26 +105,18 @@ impl EmulatorConfig {
         for token in &self.tokens {
             for team in &token.teams {
                 if team != "*" && !self.teams.iter().any(|t| &t.id == team || &t.slug == team) {
-                    return Err(ConfigError::Invalid(format!(
-                        "token refers to unknown team `{team}`"
-                    )));
+                    return Err(ConfigError::Invalid(format!("token refers to unknown team `{team}`")));
                 }
             }
         }
         if let Some(rl) = &self.rate_limit
             && (rl.requests == 0 || rl.window_ms == 0)
         {
-            return Err(ConfigError::Invalid(
-                "rate_limit.requests and rate_limit.window_ms must be positive".into(),
-            ));
+            return Err(ConfigError::Invalid("rate_limit.requests and rate_limit.window_ms must be positive".into()));
         }
         self.faults.validate()?;
-        if self.pagination.default_limit == 0
-            || self.pagination.default_limit > self.pagination.max_limit
-        {
-            return Err(ConfigError::Invalid(
-                "pagination.default_limit must be between 1 and max_limit".into(),
-            ));
+        if self.pagination.default_limit == 0 || self.pagination.default_limit > self.pagination.max_limit {
+            return Err(ConfigError::Invalid("pagination.default_limit must be between 1 and max_limit".into()));
         }
         Ok(self)
     }
@@ -172,20 +152,12 @@ pub struct TokenConfig {
 impl TokenConfig {
     /// A token with access to every team.
     pub fn new(token: impl Into<String>) -> Self {
-        Self {
-            token: token.into(),
-            teams: Vec::new(),
-            user_id: None,
-        }
+        Self { token: token.into(), teams: Vec::new(), user_id: None }
     }
 
     /// Whether the token may act in `team` (matched by id or slug).
     pub fn allows(&self, team: &TeamConfig) -> bool {
-        self.teams.is_empty()
-            || self
-                .teams
-                .iter()
-                .any(|t| t == "*" || *t == team.id || *t == team.slug)
+        self.teams.is_empty() || self.teams.iter().any(|t| t == "*" || *t == team.id || *t == team.slug)
     }
 }
 
@@ -264,9 +236,7 @@ impl FaultConfig {
             ("reset_rate", self.reset_rate),
         ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(ConfigError::Invalid(format!(
-                    "faults.{name} must be within 0..=1"
-                )));
+                return Err(ConfigError::Invalid(format!("faults.{name} must be within 0..=1")));
             }
         }
         let injects_errors = self.error_rate > 0.0 || self.fail_after_commit_rate > 0.0;
@@ -275,14 +245,8 @@ impl FaultConfig {
                 "faults.error_statuses must not be empty when errors are injected".into(),
             ));
         }
-        if let Some(bad) = self
-            .error_statuses
-            .iter()
-            .find(|s| !(400..=599).contains(*s))
-        {
-            return Err(ConfigError::Invalid(format!(
-                "faults.error_statuses: {bad} is not an error status"
-            )));
+        if let Some(bad) = self.error_statuses.iter().find(|s| !(400..=599).contains(*s)) {
+            return Err(ConfigError::Invalid(format!("faults.error_statuses: {bad} is not an error status")));
         }
         Ok(())
     }
@@ -342,9 +306,6 @@ pub struct PaginationConfig {
 
 impl Default for PaginationConfig {
     fn default() -> Self {
-        Self {
-            default_limit: 20,
-            max_limit: 100,
-        }
+        Self { default_limit: 20, max_limit: 100 }
     }
 }

@@ -152,19 +152,13 @@ impl Deployment {
     }
 
     fn alias_names(&self, team: &TeamData) -> Vec<String> {
-        team.aliases
-            .values()
-            .filter(|a| a.deployment_id == self.id)
-            .map(|a| a.alias.clone())
-            .collect()
+        team.aliases.values().filter(|a| a.deployment_id == self.id).map(|a| a.alias.clone()).collect()
     }
 
     fn timestamps(&self, clock: &Clock, now: u64) -> (Option<i64>, Option<i64>) {
         let phase = self.phase(now);
         let building_at = (now >= self.initializing_until && phase != Phase::Canceled
-            || self
-                .canceled_at
-                .is_some_and(|c| c >= self.initializing_until))
+            || self.canceled_at.is_some_and(|c| c >= self.initializing_until))
         .then(|| clock.epoch_of(self.initializing_until));
         let ready = match phase {
             Phase::Ready | Phase::Error => Some(clock.epoch_of(self.building_until)),
@@ -203,18 +197,8 @@ impl Deployment {
         o.insert("aliasError".into(), json!(self.alias_error));
         o.insert("meta".into(), Value::Object(self.meta.clone()));
         o.insert("creator".into(), json!({ "uid": self.creator }));
-        o.insert(
-            "source".into(),
-            json!(if self.git_source.is_some() {
-                "git"
-            } else {
-                "api"
-            }),
-        );
-        o.insert(
-            "inspectorUrl".into(),
-            json!(format!("https://vercel.com/inspect/{}", self.id)),
-        );
+        o.insert("source".into(), json!(if self.git_source.is_some() { "git" } else { "api" }));
+        o.insert("inspectorUrl".into(), json!(format!("https://vercel.com/inspect/{}", self.id)));
         if let Some(g) = &self.git_source {
             o.insert("gitSource".into(), g.clone());
         }
@@ -300,10 +284,7 @@ pub(crate) struct Alias {
 fn iso(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
@@ -332,10 +313,7 @@ fn alias_not_found() -> ApiError {
 
 /// Accepts a deployment id, its URL (with or without scheme) or an alias hostname.
 fn find_deployment(team: &TeamData, key: &str) -> Option<String> {
-    let host = key
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let host = key.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
     if team.deployments.contains_key(host) {
         return Some(host.to_owned());
     }
@@ -348,11 +326,8 @@ fn find_deployment(team: &TeamData, key: &str) -> Option<String> {
 
 /// Hostname-safe form of a project name or branch.
 fn host_label(s: &str) -> String {
-    let mut out: String = s
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let mut out: String =
+        s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }
@@ -360,12 +335,7 @@ fn host_label(s: &str) -> String {
 }
 
 /// Points `name` at `deployment_id`; returns the deployment it pointed at before.
-fn upsert_alias(
-    ctx: &mut Ctx<'_>,
-    name: &str,
-    deployment_id: &str,
-    project_id: &str,
-) -> ApiResult<Option<String>> {
+fn upsert_alias(ctx: &mut Ctx<'_>, name: &str, deployment_id: &str, project_id: &str) -> ApiResult<Option<String>> {
     if let Some(owner) = ctx.store.alias_owner(name)
         && owner != ctx.team_id
     {
@@ -406,26 +376,15 @@ fn production_alias_names(ctx: &Ctx<'_>, project_id: &str) -> Vec<String> {
         return Vec::new();
     };
     let label = host_label(&p.name);
-    let mut names = vec![
-        format!("{label}.vercel.app"),
-        format!("{label}-{}.vercel.app", host_label(&ctx.slug)),
-    ];
+    let mut names = vec![format!("{label}.vercel.app"), format!("{label}-{}.vercel.app", host_label(&ctx.slug))];
     names.extend(
-        team.domains
-            .values()
-            .filter(|d| d.project_id == project_id && d.serves_production())
-            .map(|d| d.name.clone()),
+        team.domains.values().filter(|d| d.project_id == project_id && d.serves_production()).map(|d| d.name.clone()),
     );
     names
 }
 
 fn assign_production_aliases(ctx: &mut Ctx<'_>, project_id: &str) {
-    let Some(dep) = ctx
-        .team_ref()
-        .projects
-        .get(project_id)
-        .and_then(|p| p.production_deployment.clone())
-    else {
+    let Some(dep) = ctx.team_ref().projects.get(project_id).and_then(|p| p.production_deployment.clone()) else {
         return;
     };
     for name in production_alias_names(ctx, project_id) {
@@ -441,10 +400,7 @@ pub(crate) fn sync_domain_alias(ctx: &mut Ctx<'_>, name: &str) {
         return;
     };
     let project_id = domain.project_id.clone();
-    let production = team
-        .projects
-        .get(&project_id)
-        .and_then(|p| p.production_deployment.clone());
+    let production = team.projects.get(&project_id).and_then(|p| p.production_deployment.clone());
     match production {
         Some(dep) if domain.serves_production() => {
             let _ = upsert_alias(ctx, name, &dep, &project_id);
@@ -464,11 +420,8 @@ fn finalize(ctx: &mut Ctx<'_>, id: &str) {
     if d.phase(now) != Phase::Ready {
         return;
     }
-    let (project_id, is_production, git_ref) = (
-        d.project_id.clone(),
-        d.target.as_deref() == Some("production"),
-        d.git_ref.clone(),
-    );
+    let (project_id, is_production, git_ref) =
+        (d.project_id.clone(), d.target.as_deref() == Some("production"), d.git_ref.clone());
     if is_production {
         let Some(p) = ctx.team().projects.get_mut(&project_id) else {
             return;
@@ -482,12 +435,8 @@ fn finalize(ctx: &mut Ctx<'_>, id: &str) {
         let Some(p) = ctx.team_ref().projects.get(&project_id) else {
             return;
         };
-        let mut names = vec![format!(
-            "{}-git-{}-{}.vercel.app",
-            host_label(&p.name),
-            host_label(&branch),
-            host_label(&ctx.slug)
-        )];
+        let mut names =
+            vec![format!("{}-git-{}-{}.vercel.app", host_label(&p.name), host_label(&branch), host_label(&ctx.slug))];
         names.extend(
             ctx.team_ref()
                 .domains
@@ -554,13 +503,8 @@ pub(crate) async fn upload_file(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "payload_too_large",
-            format!("The file could not be read: {e}"),
-        )
-    })?;
+    let body =
+        body.map_err(|e| ApiError::new(e.status(), "payload_too_large", format!("The file could not be read: {e}")))?;
     let digest = headers
         .get("x-vercel-digest")
         .or_else(|| headers.get("x-now-digest"))
@@ -656,15 +600,11 @@ fn parse_git_source(g: &Obj) -> ApiResult<String> {
         }
     };
     if !ok {
-        return Err(ApiError::invalid(format!(
-            "`gitSource` is missing the repository fields for type \"{kind}\"."
-        )));
+        return Err(ApiError::invalid(format!("`gitSource` is missing the repository fields for type \"{kind}\".")));
     }
     match g.get("ref") {
         Some(Value::String(r)) if !r.is_empty() => Ok(r.clone()),
-        _ => Err(ApiError::invalid(
-            "missing required property `gitSource.ref`.",
-        )),
+        _ => Err(ApiError::invalid("missing required property `gitSource.ref`.")),
     }
 }
 
@@ -691,22 +631,15 @@ pub(crate) async fn create(
     let git_source = json::object_field(&obj, "gitSource")?.into_option();
     let git_ref = git_source.as_ref().map(parse_git_source).transpose()?;
     if files.is_empty() && git_source.is_none() {
-        return Err(ApiError::invalid(
-            "missing required property `files` (or `gitSource`).",
-        ));
+        return Err(ApiError::invalid("missing required property `files` (or `gitSource`)."));
     }
     let project_settings = json::object_field(&obj, "projectSettings")?.into_option();
     if let Some(s) = &project_settings {
         json::reject_unknown(s, PROJECT_SETTINGS_FIELDS).map_err(|e| {
-            ApiError::bad_request(
-                e.message
-                    .replace("Invalid request: ", "Invalid request: `projectSettings` "),
-            )
+            ApiError::bad_request(e.message.replace("Invalid request: ", "Invalid request: `projectSettings` "))
         })?;
     }
-    let mut meta = json::object_field(&obj, "meta")?
-        .into_option()
-        .unwrap_or_default();
+    let mut meta = json::object_field(&obj, "meta")?.into_option().unwrap_or_default();
     if meta.values().any(|v| !v.is_string()) {
         return Err(ApiError::invalid("`meta` values should be string."));
     }
@@ -717,14 +650,9 @@ pub(crate) async fn create(
     let force_new = params.flag("forceNew");
     let fingerprint = {
         let mut h = Sha256::new();
-        let mut refs: Vec<(&str, &str)> = files
-            .iter()
-            .map(|f| (f.file.as_str(), f.sha.as_str()))
-            .collect();
+        let mut refs: Vec<(&str, &str)> = files.iter().map(|f| (f.file.as_str(), f.sha.as_str())).collect();
         refs.sort();
-        h.update(format!(
-            "{refs:?}|{target:?}|{git_source:?}|{project_settings:?}"
-        ));
+        h.update(format!("{refs:?}|{target:?}|{git_source:?}|{project_settings:?}"));
         hex::encode(h.finalize())
     };
     app.with_ctx(&scope, |ctx| {
@@ -737,10 +665,8 @@ pub(crate) async fn create(
             }
         }
         if !missing.is_empty() {
-            return Err(
-                ApiError::new(StatusCode::BAD_REQUEST, "missing_files", "Missing files")
-                    .with("missing", json!(missing)),
-            );
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "missing_files", "Missing files")
+                .with("missing", json!(missing)));
         }
         let project_id = match &project_ref {
             Some(p) => resolve_project_id(ctx, p)?,
@@ -771,9 +697,7 @@ pub(crate) async fn create(
             ctx.team().files.insert(f.sha.clone(), f.size);
         }
         let cfg = ctx.cfg.deployments.clone();
-        let marker = files
-            .iter()
-            .any(|f| f.file.rsplit('/').next() == Some(cfg.fail_marker_file.as_str()));
+        let marker = files.iter().any(|f| f.file.rsplit('/').next() == Some(cfg.fail_marker_file.as_str()));
         let outcome = if marker {
             Outcome::Error {
                 code: "BUILD_FAILED".into(),
@@ -783,20 +707,13 @@ pub(crate) async fn create(
                 ),
             }
         } else if ctx.store.chance(cfg.error_rate) {
-            Outcome::Error {
-                code: "BUILD_FAILED".into(),
-                message: "Command \"npm run build\" exited with 1".into(),
-            }
+            Outcome::Error { code: "BUILD_FAILED".into(), message: "Command \"npm run build\" exited with 1".into() }
         } else {
             Outcome::Ready
         };
         let id = ctx.store.new_id("dpl_", 28);
-        let url = format!(
-            "{}-{}-{}.vercel.app",
-            host_label(&project_name),
-            ctx.store.lower_id(9),
-            host_label(&ctx.slug)
-        );
+        let url =
+            format!("{}-{}-{}.vercel.app", host_label(&project_name), ctx.store.lower_id(9), host_label(&ctx.slug));
         let now = ctx.now;
         let queued_until = now + cfg.queued_ms;
         let initializing_until = queued_until + cfg.initializing_ms;
@@ -817,10 +734,7 @@ pub(crate) async fn create(
             canceled_at: None,
             finalized: false,
             alias_error: None,
-            files: files
-                .iter()
-                .map(|f| json!({ "file": f.file, "sha": f.sha, "size": f.size }))
-                .collect(),
+            files: files.iter().map(|f| json!({ "file": f.file, "sha": f.sha, "size": f.size })).collect(),
             git_ref,
             git_source: git_source.map(Value::Object),
             project_settings,
@@ -833,9 +747,7 @@ pub(crate) async fn create(
         // Zero-length builds finish immediately; apply their effects before answering.
         settle(ctx);
         let team = ctx.team_ref();
-        Ok(Json(
-            team.deployments[&id].to_json(team, ctx.clock, ctx.now),
-        ))
+        Ok(Json(team.deployments[&id].to_json(team, ctx.clock, ctx.now)))
     })
 }
 
@@ -847,11 +759,7 @@ pub(crate) async fn get(
     app.with_ctx(&scope, |ctx| {
         let id = find_deployment(ctx.team_ref(), &id_or_url).ok_or_else(deployment_not_found)?;
         let now = ctx.now;
-        let d = ctx
-            .team()
-            .deployments
-            .get_mut(&id)
-            .ok_or_else(deployment_not_found)?;
+        let d = ctx.team().deployments.get_mut(&id).ok_or_else(deployment_not_found)?;
         if !d.vis.read(now) {
             return Err(deployment_not_found());
         }
@@ -883,17 +791,11 @@ pub(crate) async fn list(
             .filter(|d| project.as_ref().is_none_or(|p| &d.project_id == p))
             .filter(|d| app_name.is_none_or(|a| d.name == a))
             .filter(|d| target.is_none_or(|t| d.target.as_deref().unwrap_or("preview") == t))
-            .filter(|d| {
-                states
-                    .as_ref()
-                    .is_none_or(|s| s.contains(&d.phase(now).as_str()))
-            })
+            .filter(|d| states.as_ref().is_none_or(|s| s.contains(&d.phase(now).as_str())))
             .collect();
         let (items, pagination) = paginate(items, |d| d.created_at, page);
         let deployments: Vec<Value> = items.iter().map(|d| d.list_json(ctx.clock, now)).collect();
-        Ok(Json(
-            json!({ "deployments": deployments, "pagination": pagination }),
-        ))
+        Ok(Json(json!({ "deployments": deployments, "pagination": pagination })))
     })
 }
 
@@ -930,15 +832,8 @@ pub(crate) async fn cancel(
     app.with_ctx(&scope, |ctx| {
         let id = find_deployment(ctx.team_ref(), &id).ok_or_else(deployment_not_found)?;
         let now = ctx.now;
-        let d = ctx
-            .team()
-            .deployments
-            .get_mut(&id)
-            .ok_or_else(deployment_not_found)?;
-        if !matches!(
-            d.phase(now),
-            Phase::Queued | Phase::Initializing | Phase::Building
-        ) {
+        let d = ctx.team().deployments.get_mut(&id).ok_or_else(deployment_not_found)?;
+        if !matches!(d.phase(now), Phase::Queued | Phase::Initializing | Phase::Building) {
             return Err(ApiError::bad_request(format!(
                 "The deployment is {} and cannot be canceled.",
                 d.phase(now).as_str()
@@ -952,24 +847,12 @@ pub(crate) async fn cancel(
 }
 
 /// Starts a promote or rollback; synchronous (201) when `promote_delay_ms` is 0, else 202.
-fn start_alias_job(
-    ctx: &mut Ctx<'_>,
-    project: &str,
-    deployment: &str,
-    kind: &'static str,
-) -> ApiResult<Response> {
+fn start_alias_job(ctx: &mut Ctx<'_>, project: &str, deployment: &str, kind: &'static str) -> ApiResult<Response> {
     let project_id = resolve_project_id(ctx, project)?;
     let now = ctx.now;
     let team = ctx.team_ref();
-    let p = team
-        .projects
-        .get(&project_id)
-        .ok_or_else(project_not_found)?;
-    let d = team
-        .deployments
-        .get(deployment)
-        .filter(|d| d.project_id == project_id)
-        .ok_or_else(deployment_not_found)?;
+    let p = team.projects.get(&project_id).ok_or_else(project_not_found)?;
+    let d = team.deployments.get(deployment).filter(|d| d.project_id == project_id).ok_or_else(deployment_not_found)?;
     if d.phase(now) != Phase::Ready {
         return Err(ApiError::bad_request(format!(
             "Deployment {} is {}; only READY deployments can be used.",
@@ -977,25 +860,16 @@ fn start_alias_job(
             d.phase(now).as_str()
         )));
     }
-    if p.alias_request
-        .as_ref()
-        .is_some_and(|r| r.completes_at.is_some())
-    {
-        return Err(ApiError::conflict(
-            "A promote or rollback is already in progress for this project.",
-        ));
+    if p.alias_request.as_ref().is_some_and(|r| r.completes_at.is_some()) {
+        return Err(ApiError::conflict("A promote or rollback is already in progress for this project."));
     }
     let current = p.production_deployment.clone();
     if kind == "rollback" {
         if d.target.as_deref() != Some("production") {
-            return Err(ApiError::bad_request(
-                "Only production deployments can be rolled back to.",
-            ));
+            return Err(ApiError::bad_request("Only production deployments can be rolled back to."));
         }
         if current.as_deref() == Some(deployment) {
-            return Err(ApiError::bad_request(
-                "The deployment is already the current production deployment.",
-            ));
+            return Err(ApiError::bad_request("The deployment is already the current production deployment."));
         }
     }
     let delay = ctx.cfg.deployments.promote_delay_ms;
@@ -1023,9 +897,7 @@ pub(crate) async fn promote(
     Extension(scope): Extension<Scope>,
     Path((project, deployment)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    app.with_ctx(&scope, |ctx| {
-        start_alias_job(ctx, &project, &deployment, "promote")
-    })
+    app.with_ctx(&scope, |ctx| start_alias_job(ctx, &project, &deployment, "promote"))
 }
 
 pub(crate) async fn rollback(
@@ -1033,9 +905,7 @@ pub(crate) async fn rollback(
     Extension(scope): Extension<Scope>,
     Path((project, deployment)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    app.with_ctx(&scope, |ctx| {
-        start_alias_job(ctx, &project, &deployment, "rollback")
-    })
+    app.with_ctx(&scope, |ctx| start_alias_job(ctx, &project, &deployment, "rollback"))
 }
 
 pub(crate) async fn create_alias(
@@ -1091,10 +961,7 @@ fn find_alias(team: &TeamData, key: &str) -> Option<String> {
     if team.aliases.contains_key(&key) {
         return Some(key);
     }
-    team.aliases
-        .values()
-        .find(|a| a.uid.eq_ignore_ascii_case(&key))
-        .map(|a| a.alias.clone())
+    team.aliases.values().find(|a| a.uid.eq_ignore_ascii_case(&key)).map(|a| a.alias.clone())
 }
 
 pub(crate) async fn get_alias(
@@ -1105,20 +972,13 @@ pub(crate) async fn get_alias(
     app.with_ctx(&scope, |ctx| {
         let name = find_alias(ctx.team_ref(), &key).ok_or_else(alias_not_found)?;
         let now = ctx.now;
-        let a = ctx
-            .team()
-            .aliases
-            .get_mut(&name)
-            .ok_or_else(alias_not_found)?;
+        let a = ctx.team().aliases.get_mut(&name).ok_or_else(alias_not_found)?;
         if !a.vis.read(now) {
             return Err(alias_not_found());
         }
         let mut out = a.to_json();
         let team = ctx.team_ref();
-        if let (Some(o), Some(d)) = (
-            out.as_object_mut(),
-            team.deployments.get(&team.aliases[&name].deployment_id),
-        ) {
+        if let (Some(o), Some(d)) = (out.as_object_mut(), team.deployments.get(&team.aliases[&name].deployment_id)) {
             o.insert("deployment".into(), json!({ "id": d.id, "url": d.url }));
         }
         Ok(Json(out))
@@ -1139,24 +999,15 @@ pub(crate) async fn delete_alias(
 
 /// Admin drift: force a deployment into a state or set an alias error.
 pub(crate) fn admin_patch(ctx: &mut Ctx<'_>, id: &str, obj: &Obj) -> ApiResult<Value> {
-    json::reject_unknown(
-        obj,
-        &["readyState", "errorCode", "errorMessage", "aliasError"],
-    )?;
+    json::reject_unknown(obj, &["readyState", "errorCode", "errorMessage", "aliasError"])?;
     let now = ctx.now;
     let id = find_deployment(ctx.team_ref(), id).ok_or_else(deployment_not_found)?;
-    let d = ctx
-        .team()
-        .deployments
-        .get_mut(&id)
-        .ok_or_else(deployment_not_found)?;
+    let d = ctx.team().deployments.get_mut(&id).ok_or_else(deployment_not_found)?;
     if let Field::Set(state) = json::string_field(obj, "readyState")? {
         match Phase::parse(&state) {
             Some(Phase::Error) => {
                 d.outcome = Outcome::Error {
-                    code: json::string_field(obj, "errorCode")?
-                        .into_option()
-                        .unwrap_or_else(|| "BUILD_FAILED".into()),
+                    code: json::string_field(obj, "errorCode")?.into_option().unwrap_or_else(|| "BUILD_FAILED".into()),
                     message: json::string_field(obj, "errorMessage")?
                         .into_option()
                         .unwrap_or_else(|| "Build failed".into()),
@@ -1176,9 +1027,7 @@ pub(crate) fn admin_patch(ctx: &mut Ctx<'_>, id: &str, obj: &Obj) -> ApiResult<V
             }
             Some(Phase::Canceled) => d.canceled_at = Some(now),
             _ => {
-                return Err(ApiError::bad_request(
-                    "readyState must be READY, ERROR or CANCELED",
-                ));
+                return Err(ApiError::bad_request("readyState must be READY, ERROR or CANCELED"));
             }
         }
     }

@@ -87,10 +87,7 @@ impl ProjectDomain {
     /// Serves the project's production deployment (as opposed to redirecting, following a
     /// branch, or waiting for verification).
     pub fn serves_production(&self) -> bool {
-        self.verified
-            && self.redirect.is_none()
-            && self.git_branch.is_none()
-            && self.custom_environment_id.is_none()
+        self.verified && self.redirect.is_none() && self.git_branch.is_none() && self.custom_environment_id.is_none()
     }
 }
 
@@ -107,9 +104,7 @@ pub(crate) fn normalize_domain(raw: &str) -> ApiResult<String> {
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
     if labels.len() < 2 || name.len() > 253 || !labels.iter().all(label_ok) {
-        return Err(ApiError::bad_request(format!(
-            "The domain \"{raw}\" is not a valid domain name."
-        )));
+        return Err(ApiError::bad_request(format!("The domain \"{raw}\" is not a valid domain name.")));
     }
     Ok(name)
 }
@@ -123,9 +118,7 @@ pub(crate) fn apex_of(name: &str) -> String {
 }
 
 fn domain_not_found(name: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "The domain \"{name}\" was not found on this project."
-    ))
+    ApiError::not_found(format!("The domain \"{name}\" was not found on this project."))
 }
 
 fn parse_redirect_code(obj: &Obj) -> ApiResult<Field<u64>> {
@@ -141,21 +134,14 @@ fn parse_redirect_code(obj: &Obj) -> ApiResult<Field<u64>> {
 }
 
 /// Redirect targets must be domains of the same project, as on the real platform.
-fn check_redirect(
-    ctx: &Ctx<'_>,
-    project_id: &str,
-    name: &str,
-    redirect: &str,
-) -> ApiResult<String> {
+fn check_redirect(ctx: &Ctx<'_>, project_id: &str, name: &str, redirect: &str) -> ApiResult<String> {
     let target = normalize_domain(redirect)?;
     if target == name {
         return Err(ApiError::bad_request("A domain cannot redirect to itself."));
     }
     match ctx.team_ref().domains.get(&target) {
         Some(d) if d.project_id == project_id => Ok(target),
-        _ => Err(ApiError::bad_request(format!(
-            "The redirect target \"{target}\" is not a domain of this project."
-        ))),
+        _ => Err(ApiError::bad_request(format!("The redirect target \"{target}\" is not a domain of this project."))),
     }
 }
 
@@ -166,16 +152,7 @@ pub(crate) async fn add(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let obj = json::parse_object(&body)?;
-    json::reject_unknown(
-        &obj,
-        &[
-            "name",
-            "gitBranch",
-            "redirect",
-            "redirectStatusCode",
-            "customEnvironmentId",
-        ],
-    )?;
+    json::reject_unknown(&obj, &["name", "gitBranch", "redirect", "redirectStatusCode", "customEnvironmentId"])?;
     let name = normalize_domain(&json::required_string(&obj, "name")?)?;
     let code = parse_redirect_code(&obj)?;
     app.with_ctx(&scope, |ctx| {
@@ -209,28 +186,17 @@ pub(crate) async fn add(
         }
         let apex = apex_of(&name);
         let apex_elsewhere =
-            ctx.store.teams.iter().any(|(id, t)| {
-                *id != ctx.team_id && t.domains.values().any(|d| d.apex_name == apex)
-            });
-        let needs_txt = apex_elsewhere
-            || ctx
-                .cfg
-                .domains
-                .unverified_suffixes
-                .iter()
-                .any(|s| name.ends_with(s.as_str()));
+            ctx.store.teams.iter().any(|(id, t)| *id != ctx.team_id && t.domains.values().any(|d| d.apex_name == apex));
+        let needs_txt =
+            apex_elsewhere || ctx.cfg.domains.unverified_suffixes.iter().any(|s| name.ends_with(s.as_str()));
         let created = ctx.created_at();
         let domain = ProjectDomain {
             name: name.clone(),
             apex_name: apex,
             project_id: project_id.clone(),
-            redirect_status_code: redirect
-                .as_ref()
-                .map(|_| code.clone().into_option().unwrap_or(308)),
+            redirect_status_code: redirect.as_ref().map(|_| code.clone().into_option().unwrap_or(308)),
             redirect,
-            git_branch: json::string_field(&obj, "gitBranch")?
-                .into_option()
-                .filter(|b| !b.is_empty()),
+            git_branch: json::string_field(&obj, "gitBranch")?.into_option().filter(|b| !b.is_empty()),
             custom_environment_id: json::string_field(&obj, "customEnvironmentId")?
                 .into_option()
                 .filter(|c| !c.is_empty()),
@@ -248,17 +214,9 @@ pub(crate) async fn add(
 }
 
 /// Finds a domain of a project, for writes (no read lag).
-fn domain_of<'a>(
-    ctx: &'a mut Ctx<'_>,
-    project_id: &str,
-    name: &str,
-) -> ApiResult<&'a mut ProjectDomain> {
+fn domain_of<'a>(ctx: &'a mut Ctx<'_>, project_id: &str, name: &str) -> ApiResult<&'a mut ProjectDomain> {
     let name = name.to_ascii_lowercase();
-    ctx.team()
-        .domains
-        .get_mut(&name)
-        .filter(|d| d.project_id == project_id)
-        .ok_or_else(|| domain_not_found(&name))
+    ctx.team().domains.get_mut(&name).filter(|d| d.project_id == project_id).ok_or_else(|| domain_not_found(&name))
 }
 
 pub(crate) async fn get(
@@ -286,17 +244,11 @@ pub(crate) async fn list(
     let page = PageRequest::from_params(&params, &app.config().pagination)?;
     app.with_ctx(&scope, |ctx| {
         let project_id = resolve_project_id(ctx, &project)?;
-        let items: Vec<&ProjectDomain> = ctx
-            .team_ref()
-            .domains
-            .values()
-            .filter(|d| d.project_id == project_id && d.vis.listed(ctx.now))
-            .collect();
+        let items: Vec<&ProjectDomain> =
+            ctx.team_ref().domains.values().filter(|d| d.project_id == project_id && d.vis.listed(ctx.now)).collect();
         let (items, pagination) = paginate(items, |d| d.created_at, page);
         let domains: Vec<Value> = items.iter().map(|d| d.to_json()).collect();
-        Ok(Json(
-            json!({ "domains": domains, "pagination": pagination }),
-        ))
+        Ok(Json(json!({ "domains": domains, "pagination": pagination })))
     })
 }
 
@@ -308,12 +260,7 @@ pub(crate) fn patch_domain(
     obj: &Obj,
     admin: bool,
 ) -> ApiResult<Value> {
-    let mut allowed = vec![
-        "gitBranch",
-        "redirect",
-        "redirectStatusCode",
-        "customEnvironmentId",
-    ];
+    let mut allowed = vec!["gitBranch", "redirect", "redirectStatusCode", "customEnvironmentId"];
     if admin {
         allowed.push("verified");
     }
@@ -347,9 +294,7 @@ pub(crate) fn patch_domain(
         Field::Set(c) => d.custom_environment_id = Some(c).filter(|c| !c.is_empty()),
     }
     if let Some(v) = obj.get("verified") {
-        d.verified = v
-            .as_bool()
-            .ok_or_else(|| ApiError::invalid("`verified` should be boolean."))?;
+        d.verified = v.as_bool().ok_or_else(|| ApiError::invalid("`verified` should be boolean."))?;
     }
     d.updated_at = ctx.epoch;
     let out = d.to_json();
@@ -447,14 +392,13 @@ pub(crate) async fn config(
         let a_values = values("A");
         let cnames = values("CNAME");
         let is_apex = apex_of(&name) == name;
-        let configured_by =
-            if name.ends_with(".vercel.app") || a_values.iter().any(|v| v == VERCEL_IPV4) {
-                Some("A")
-            } else if !is_apex && cnames.iter().any(|v| v == VERCEL_CNAME) {
-                Some("CNAME")
-            } else {
-                None
-            };
+        let configured_by = if name.ends_with(".vercel.app") || a_values.iter().any(|v| v == VERCEL_IPV4) {
+            Some("A")
+        } else if !is_apex && cnames.iter().any(|v| v == VERCEL_CNAME) {
+            Some("CNAME")
+        } else {
+            None
+        };
         Ok(Json(json!({
             "configuredBy": configured_by,
             "misconfigured": configured_by.is_none(),

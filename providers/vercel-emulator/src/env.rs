@@ -92,10 +92,7 @@ impl EnvVar {
         o.insert("target".into(), json!(self.target));
         o.insert("gitBranch".into(), json!(self.git_branch));
         o.insert("comment".into(), json!(self.comment));
-        o.insert(
-            "customEnvironmentIds".into(),
-            json!(self.custom_environment_ids),
-        );
+        o.insert("customEnvironmentIds".into(), json!(self.custom_environment_ids));
         o.insert("configurationId".into(), Value::Null);
         o.insert("createdAt".into(), json!(self.created_at));
         o.insert("updatedAt".into(), json!(self.updated_at));
@@ -105,11 +102,7 @@ impl EnvVar {
                 Reveal::Decrypted => true,
                 Reveal::Listed { decrypt } => decrypt || !self.kind.encrypted_at_rest(),
             };
-            let value = if decrypted {
-                self.value.clone()
-            } else {
-                self.ciphertext()
-            };
+            let value = if decrypted { self.value.clone() } else { self.ciphertext() };
             o.insert("value".into(), json!(value));
             o.insert("decrypted".into(), json!(decrypted));
         } else {
@@ -138,9 +131,7 @@ impl EnvVar {
     fn validate(&self) -> ApiResult<()> {
         validate_key(&self.key)?;
         if self.target.is_empty() && self.custom_environment_ids.is_empty() {
-            return Err(ApiError::invalid(
-                "`target` should NOT have fewer than 1 items.",
-            ));
+            return Err(ApiError::invalid("`target` should NOT have fewer than 1 items."));
         }
         if let Some(bad) = self.target.iter().find(|t| !TARGETS.contains(&t.as_str())) {
             return Err(ApiError::invalid(format!(
@@ -153,9 +144,7 @@ impl EnvVar {
             ));
         }
         if self.git_branch.is_some() && self.target != ["preview"] {
-            return Err(ApiError::bad_request(
-                "`gitBranch` can only be set when `target` is only \"preview\".",
-            ));
+            return Err(ApiError::bad_request("`gitBranch` can only be set when `target` is only \"preview\"."));
         }
         Ok(())
     }
@@ -182,9 +171,7 @@ pub(crate) fn conflicts(a: &EnvVar, b: &EnvVar) -> bool {
         && a.key == b.key
         && a.git_branch == b.git_branch
         && (a.target.iter().any(|t| b.target.contains(t))
-            || a.custom_environment_ids
-                .iter()
-                .any(|c| b.custom_environment_ids.contains(c)))
+            || a.custom_environment_ids.iter().any(|c| b.custom_environment_ids.contains(c)))
 }
 
 fn conflict_message(existing: &EnvVar) -> String {
@@ -200,15 +187,11 @@ fn conflict_message(existing: &EnvVar) -> String {
 }
 
 pub(crate) fn conflict_error(existing: &EnvVar) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "ENV_CONFLICT",
-        conflict_message(existing),
-    )
-    .with("key", existing.key.clone())
-    .with("envVarKey", existing.key.clone())
-    .with("target", json!(existing.target))
-    .with("gitBranch", json!(existing.git_branch))
+    ApiError::new(StatusCode::BAD_REQUEST, "ENV_CONFLICT", conflict_message(existing))
+        .with("key", existing.key.clone())
+        .with("envVarKey", existing.key.clone())
+        .with("target", json!(existing.target))
+        .with("gitBranch", json!(existing.git_branch))
 }
 
 /// A parsed create body item.
@@ -227,26 +210,14 @@ impl EnvInput {
     /// `inline` is the `environmentVariables[]` form of project create, where `type` may be
     /// omitted (it then defaults to `encrypted`, the dashboard default).
     pub fn parse(obj: &Obj, inline: bool) -> ApiResult<Self> {
-        json::reject_unknown(
-            obj,
-            &[
-                "key",
-                "value",
-                "type",
-                "target",
-                "gitBranch",
-                "comment",
-                "customEnvironmentIds",
-            ],
-        )?;
+        json::reject_unknown(obj, &["key", "value", "type", "target", "gitBranch", "comment", "customEnvironmentIds"])?;
         let kind = match json::string_field(obj, "type")? {
             Field::Set(t) => EnvType::parse(&t)?,
             _ if inline => EnvType::Encrypted,
             _ => return Err(ApiError::invalid("missing required property `type`.")),
         };
-        let custom_environment_ids = json::string_list_field(obj, "customEnvironmentIds")?
-            .into_option()
-            .unwrap_or_default();
+        let custom_environment_ids =
+            json::string_list_field(obj, "customEnvironmentIds")?.into_option().unwrap_or_default();
         let target = match json::string_list_field(obj, "target")? {
             Field::Set(t) => json::dedup(t),
             _ if !custom_environment_ids.is_empty() => Vec::new(),
@@ -257,9 +228,7 @@ impl EnvInput {
             value: json::required_string(obj, "value")?,
             kind,
             target,
-            git_branch: json::string_field(obj, "gitBranch")?
-                .into_option()
-                .filter(|b| !b.is_empty()),
+            git_branch: json::string_field(obj, "gitBranch")?.into_option().filter(|b| !b.is_empty()),
             comment: json::string_field(obj, "comment")?.into_option(),
             custom_environment_ids: json::dedup(custom_environment_ids),
         })
@@ -345,12 +314,8 @@ pub(crate) async fn create(
             let candidate = input.into_env(ctx, &project_id);
             let epoch = ctx.epoch;
             let team = ctx.team();
-            let clashing: Vec<String> = team
-                .envs
-                .values()
-                .filter(|e| conflicts(e, &candidate))
-                .map(|e| e.id.clone())
-                .collect();
+            let clashing: Vec<String> =
+                team.envs.values().filter(|e| conflicts(e, &candidate)).map(|e| e.id.clone()).collect();
             match clashing.as_slice() {
                 [] => {
                     created.push(candidate.to_json(Reveal::Decrypted));
@@ -380,15 +345,8 @@ pub(crate) async fn create(
                 }
             }
         }
-        let created = if is_array {
-            Value::Array(created)
-        } else {
-            created.pop().unwrap_or(Value::Null)
-        };
-        Ok((
-            StatusCode::CREATED,
-            Json(json!({ "created": created, "failed": failed })),
-        ))
+        let created = if is_array { Value::Array(created) } else { created.pop().unwrap_or(Value::Null) };
+        Ok((StatusCode::CREATED, Json(json!({ "created": created, "failed": failed }))))
     })
 }
 
@@ -413,10 +371,7 @@ pub(crate) async fn list(
             .filter(|e| branch.is_none_or(|b| e.git_branch.as_deref() == Some(b)))
             .collect();
         let (items, pagination) = paginate(items, |e| e.created_at, page);
-        let envs: Vec<Value> = items
-            .iter()
-            .map(|e| e.to_json(Reveal::Listed { decrypt }))
-            .collect();
+        let envs: Vec<Value> = items.iter().map(|e| e.to_json(Reveal::Listed { decrypt })).collect();
         Ok(Json(json!({ "envs": envs, "pagination": pagination })))
     })
 }
@@ -429,12 +384,8 @@ pub(crate) async fn get_one(
     app.with_ctx(&scope, |ctx| {
         let project_id = resolve_project_id(ctx, &project)?;
         let now = ctx.now;
-        let env = ctx
-            .team()
-            .envs
-            .get_mut(&id)
-            .filter(|e| e.project_id == project_id)
-            .ok_or_else(|| env_not_found(&id))?;
+        let env =
+            ctx.team().envs.get_mut(&id).filter(|e| e.project_id == project_id).ok_or_else(|| env_not_found(&id))?;
         if !env.vis.read(now) {
             return Err(env_not_found(&id));
         }
@@ -443,32 +394,11 @@ pub(crate) async fn get_one(
 }
 
 /// PATCH an env var; also used by the admin drift endpoint.
-pub(crate) fn patch_env(
-    ctx: &mut Ctx<'_>,
-    project_id: &str,
-    id: &str,
-    obj: &Obj,
-) -> ApiResult<Value> {
-    json::reject_unknown(
-        obj,
-        &[
-            "key",
-            "value",
-            "type",
-            "target",
-            "gitBranch",
-            "comment",
-            "customEnvironmentIds",
-        ],
-    )?;
+pub(crate) fn patch_env(ctx: &mut Ctx<'_>, project_id: &str, id: &str, obj: &Obj) -> ApiResult<Value> {
+    json::reject_unknown(obj, &["key", "value", "type", "target", "gitBranch", "comment", "customEnvironmentIds"])?;
     let epoch = ctx.epoch;
     let team = ctx.team();
-    let mut env = team
-        .envs
-        .get(id)
-        .filter(|e| e.project_id == project_id)
-        .cloned()
-        .ok_or_else(|| env_not_found(id))?;
+    let mut env = team.envs.get(id).filter(|e| e.project_id == project_id).cloned().ok_or_else(|| env_not_found(id))?;
     if let Field::Set(k) = json::string_field(obj, "key")? {
         env.key = k;
     }
@@ -478,9 +408,7 @@ pub(crate) fn patch_env(
     if let Field::Set(t) = json::string_field(obj, "type")? {
         let new = EnvType::parse(&t)?;
         if env.kind == EnvType::Sensitive && new != EnvType::Sensitive {
-            return Err(ApiError::bad_request(
-                "A sensitive environment variable cannot be changed to another type.",
-            ));
+            return Err(ApiError::bad_request("A sensitive environment variable cannot be changed to another type."));
         }
         env.kind = new;
     }
@@ -558,14 +486,8 @@ pub(crate) async fn delete_batch(
     app.with_ctx(&scope, |ctx| {
         let project_id = resolve_project_id(ctx, &project)?;
         let team = ctx.team();
-        let missing: Vec<&String> = ids
-            .iter()
-            .filter(|id| {
-                team.envs
-                    .get(id.as_str())
-                    .is_none_or(|e| e.project_id != project_id)
-            })
-            .collect();
+        let missing: Vec<&String> =
+            ids.iter().filter(|id| team.envs.get(id.as_str()).is_none_or(|e| e.project_id != project_id)).collect();
         if let Some(first) = missing.first() {
             return Err(env_not_found(first).with("ids", json!(missing)));
         }

@@ -16,13 +16,7 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code: code.to_owned(),
-            message: message.into(),
-            extra: Map::new(),
-            retry_after: None,
-        }
+        Self { status, code: code.to_owned(), message: message.into(), extra: Map::new(), retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -71,10 +65,7 @@ impl ApiError {
             502 => ("bad_gateway", "Bad gateway"),
             503 => ("service_unavailable", "Service unavailable"),
             504 => ("gateway_timeout", "Gateway timeout"),
-            _ => (
-                "internal_server_error",
-                "An unexpected internal error occurred",
-            ),
+            _ => ("internal_server_error", "An unexpected internal error occurred"),
         };
         Self::new(status, code, message)
     }

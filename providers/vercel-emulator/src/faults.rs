@@ -37,12 +37,7 @@ pub(crate) struct Plan {
 
 impl FaultState {
     pub fn new(cfg: FaultConfig, base_seed: Option<u64>) -> Self {
-        let mut s = Self {
-            cfg: FaultConfig::default(),
-            rng: StdRng::seed_from_u64(0),
-            burst_left: 0,
-            base_seed,
-        };
+        let mut s = Self { cfg: FaultConfig::default(), rng: StdRng::seed_from_u64(0), burst_left: 0, base_seed };
         s.set(cfg);
         s
     }
@@ -65,14 +60,8 @@ impl FaultState {
     }
 
     fn applies(&self, method: &Method, path: &str) -> bool {
-        (self.cfg.methods.is_empty()
-            || self
-                .cfg
-                .methods
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(method.as_str())))
-            && (self.cfg.path_prefixes.is_empty()
-                || self.cfg.path_prefixes.iter().any(|p| path.starts_with(p)))
+        (self.cfg.methods.is_empty() || self.cfg.methods.iter().any(|m| m.eq_ignore_ascii_case(method.as_str())))
+            && (self.cfg.path_prefixes.is_empty() || self.cfg.path_prefixes.iter().any(|p| path.starts_with(p)))
     }
 
     fn pick_status(&mut self) -> u16 {
@@ -93,11 +82,8 @@ impl FaultState {
             plan.burst_429 = Some(self.cfg.retry_after_secs);
             return plan;
         }
-        let jitter = if self.cfg.latency_jitter_ms > 0 {
-            self.rng.random_range(0..=self.cfg.latency_jitter_ms)
-        } else {
-            0
-        };
+        let jitter =
+            if self.cfg.latency_jitter_ms > 0 { self.rng.random_range(0..=self.cfg.latency_jitter_ms) } else { 0 };
         if self.cfg.latency_ms + jitter > 0 {
             plan.delay = Some(Duration::from_millis(self.cfg.latency_ms + jitter));
         }
@@ -109,9 +95,7 @@ impl FaultState {
             plan.error_before = Some(self.pick_status());
             return plan;
         }
-        if self.cfg.fail_after_commit_rate > 0.0
-            && self.rng.random_bool(self.cfg.fail_after_commit_rate)
-        {
+        if self.cfg.fail_after_commit_rate > 0.0 && self.rng.random_bool(self.cfg.fail_after_commit_rate) {
             plan.error_after = Some(self.pick_status());
         }
         plan
@@ -123,11 +107,7 @@ fn injected(status: u16) -> Response {
     ApiError::for_status(status).into_response()
 }
 
-pub(crate) async fn faults_mw(
-    State(app): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn faults_mw(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let plan = app.faults().plan(req.method(), req.uri().path());
     if let Some(delay) = plan.delay {
         app.stats().delayed += 1;
@@ -163,10 +143,7 @@ mod tests {
     use super::*;
 
     fn cfg(rate: f64) -> FaultConfig {
-        FaultConfig {
-            error_rate: rate,
-            ..FaultConfig::default()
-        }
+        FaultConfig { error_rate: rate, ..FaultConfig::default() }
     }
 
     #[test]
@@ -193,10 +170,6 @@ mod tests {
         );
         assert!(s.plan(&Method::GET, "/v11/projects").error_before.is_none());
         assert!(s.plan(&Method::POST, "/v9/projects").error_before.is_none());
-        assert!(
-            s.plan(&Method::POST, "/v11/projects")
-                .error_before
-                .is_some()
-        );
+        assert!(s.plan(&Method::POST, "/v11/projects").error_before.is_some());
     }
 }

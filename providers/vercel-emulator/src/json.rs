@@ -25,10 +25,7 @@ impl Params {
 
     pub fn i64(&self, key: &str) -> ApiResult<Option<i64>> {
         self.get(key)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| ApiError::invalid(format!("`{key}` should be number.")))
-            })
+            .map(|v| v.parse::<i64>().map_err(|_| ApiError::invalid(format!("`{key}` should be number."))))
             .transpose()
     }
 }
@@ -59,9 +56,7 @@ pub(crate) fn parse_object(bytes: &[u8]) -> ApiResult<Obj> {
 
 pub(crate) fn reject_unknown(obj: &Obj, allowed: &[&str]) -> ApiResult<()> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::invalid(format!(
-            "should NOT have additional property `{k}`."
-        ))),
+        Some(k) => Err(ApiError::invalid(format!("should NOT have additional property `{k}`."))),
         None => Ok(()),
     }
 }
@@ -96,9 +91,7 @@ pub(crate) fn string_field(obj: &Obj, key: &str) -> ApiResult<Field<String>> {
 pub(crate) fn required_string(obj: &Obj, key: &str) -> ApiResult<String> {
     match string_field(obj, key)? {
         Field::Set(s) => Ok(s),
-        _ => Err(ApiError::invalid(format!(
-            "missing required property `{key}`."
-        ))),
+        _ => Err(ApiError::invalid(format!("missing required property `{key}`."))),
     }
 }
 
@@ -106,10 +99,7 @@ pub(crate) fn u64_field(obj: &Obj, key: &str) -> ApiResult<Field<u64>> {
     match obj.get(key) {
         None => Ok(Field::Absent),
         Some(Value::Null) => Ok(Field::Null),
-        Some(v) => v
-            .as_u64()
-            .map(Field::Set)
-            .ok_or_else(|| ApiError::invalid(format!("`{key}` should be integer."))),
+        Some(v) => v.as_u64().map(Field::Set).ok_or_else(|| ApiError::invalid(format!("`{key}` should be integer."))),
     }
 }
 

@@ -33,8 +33,8 @@ mod stats;
 mod store;
 
 pub use config::{
-    ConfigError, ConsistencyConfig, DeploymentConfig, DomainConfig, EmulatorConfig, FaultConfig,
-    PaginationConfig, RateLimitConfig, TeamConfig, TokenConfig,
+    ConfigError, ConsistencyConfig, DeploymentConfig, DomainConfig, EmulatorConfig, FaultConfig, PaginationConfig,
+    RateLimitConfig, TeamConfig, TokenConfig,
 };
 pub use stats::{RouteStats, Stats};
 
@@ -112,11 +112,7 @@ impl EmulatorBuilder {
 
     /// Adds a team.
     pub fn team(mut self, id: impl Into<String>, slug: impl Into<String>) -> Self {
-        self.config.teams.push(TeamConfig {
-            id: id.into(),
-            slug: slug.into(),
-            name: None,
-        });
+        self.config.teams.push(TeamConfig { id: id.into(), slug: slug.into(), name: None });
         self
     }
 
@@ -128,19 +124,13 @@ impl EmulatorBuilder {
 
     /// Allows `requests` per token per `window`.
     pub fn rate_limit(mut self, requests: u32, window: Duration) -> Self {
-        self.config.rate_limit = Some(RateLimitConfig {
-            requests,
-            window_ms: window.as_millis() as u64,
-        });
+        self.config.rate_limit = Some(RateLimitConfig { requests, window_ms: window.as_millis() as u64 });
         self
     }
 
     /// New objects answer 404 to the first `hidden_reads` GETs and for `hidden_for`.
     pub fn consistency(mut self, hidden_reads: u32, hidden_for: Duration) -> Self {
-        self.config.consistency = ConsistencyConfig {
-            hidden_reads,
-            hidden_ms: hidden_for.as_millis() as u64,
-        };
+        self.config.consistency = ConsistencyConfig { hidden_reads, hidden_ms: hidden_for.as_millis() as u64 };
         self
     }
 
@@ -172,24 +162,14 @@ impl EmulatorBuilder {
     pub async fn start(self) -> Result<EmulatorHandle, StartError> {
         let config = self.config.normalized()?;
         let addr = config.bind;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
         let app = Arc::new(AppState::new(config));
         let router = app::router(app.clone());
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, router, rx));
         tracing::info!(%addr, "vercel emulator listening");
-        Ok(EmulatorHandle {
-            addr,
-            base_url: format!("http://{addr}"),
-            app,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
+        Ok(EmulatorHandle { addr, base_url: format!("http://{addr}"), app, shutdown: Some(tx), task: Some(task) })
     }
 }
 
@@ -205,9 +185,7 @@ pub struct EmulatorHandle {
 
 impl std::fmt::Debug for EmulatorHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmulatorHandle")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
+        f.debug_struct("EmulatorHandle").field("base_url", &self.base_url).finish_non_exhaustive()
     }
 }
 

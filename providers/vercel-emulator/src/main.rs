@@ -70,32 +70,16 @@ fn apply(args: Args) -> Result<EmulatorConfig, Box<dyn std::error::Error>> {
         Some(path) => EmulatorConfig::from_file(path)?,
         None => EmulatorConfig::default(),
     };
-    let port = args.port.unwrap_or(if args.config.is_some() {
-        cfg.bind.port()
-    } else {
-        3900
-    });
-    let host = args.host.unwrap_or(if args.config.is_some() {
-        cfg.bind.ip()
-    } else {
-        IpAddr::from([127, 0, 0, 1])
-    });
+    let port = args.port.unwrap_or(if args.config.is_some() { cfg.bind.port() } else { 3900 });
+    let host = args.host.unwrap_or(if args.config.is_some() { cfg.bind.ip() } else { IpAddr::from([127, 0, 0, 1]) });
     cfg.bind = SocketAddr::new(host, port);
-    cfg.tokens
-        .extend(args.tokens.into_iter().map(TokenConfig::new));
+    cfg.tokens.extend(args.tokens.into_iter().map(TokenConfig::new));
     for team in args.teams {
         let (id, slug) = match team.split_once(':') {
             Some((id, slug)) => (id.to_owned(), slug.to_owned()),
-            None => (
-                team.clone(),
-                team.strip_prefix("team_").unwrap_or(&team).to_owned(),
-            ),
+            None => (team.clone(), team.strip_prefix("team_").unwrap_or(&team).to_owned()),
         };
-        cfg.teams.push(TeamConfig {
-            id,
-            slug,
-            name: None,
-        });
+        cfg.teams.push(TeamConfig { id, slug, name: None });
     }
     if args.seed.is_some() {
         cfg.seed = args.seed;
@@ -104,10 +88,8 @@ fn apply(args: Args) -> Result<EmulatorConfig, Box<dyn std::error::Error>> {
         cfg.admin_token = args.admin_token;
     }
     if let Some(requests) = args.rate_limit {
-        cfg.rate_limit = Some(stackwright_vercel_emulator::RateLimitConfig {
-            requests,
-            window_ms: args.rate_window_ms,
-        });
+        cfg.rate_limit =
+            Some(stackwright_vercel_emulator::RateLimitConfig { requests, window_ms: args.rate_window_ms });
     }
     if let Some(n) = args.hidden_reads {
         cfg.consistency.hidden_reads = n;
@@ -144,9 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Logs go to stderr so stdout carries only the banner, which scripts parse for the URL.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let cfg = apply(Args::parse())?;
     let emu = Emulator::builder().config(cfg).start().await?;

@@ -19,23 +19,14 @@ impl PageRequest {
         let limit = match params.get("limit") {
             None => cfg.default_limit,
             Some(raw) => {
-                let n: usize = raw
-                    .parse()
-                    .map_err(|_| ApiError::invalid("`limit` should be number."))?;
+                let n: usize = raw.parse().map_err(|_| ApiError::invalid("`limit` should be number."))?;
                 if n == 0 || n > cfg.max_limit {
-                    return Err(ApiError::invalid(format!(
-                        "`limit` should be between 1 and {}.",
-                        cfg.max_limit
-                    )));
+                    return Err(ApiError::invalid(format!("`limit` should be between 1 and {}.", cfg.max_limit)));
                 }
                 n
             }
         };
-        Ok(Self {
-            limit,
-            until: params.i64("until")?,
-            since: params.i64("since")?,
-        })
+        Ok(Self { limit, until: params.i64("until")?, since: params.i64("since")? })
     }
 }
 
@@ -43,11 +34,7 @@ impl PageRequest {
 ///
 /// Keys must be unique (the store hands out strictly increasing creation timestamps), otherwise
 /// an `until` cursor could skip items that share the boundary timestamp.
-pub(crate) fn paginate<T>(
-    mut items: Vec<T>,
-    key: impl Fn(&T) -> i64,
-    req: PageRequest,
-) -> (Vec<T>, Value) {
+pub(crate) fn paginate<T>(mut items: Vec<T>, key: impl Fn(&T) -> i64, req: PageRequest) -> (Vec<T>, Value) {
     items.sort_by_key(|i| std::cmp::Reverse(key(i)));
     let newest = items.first().map(&key);
     let mut filtered: Vec<T> = items
@@ -63,11 +50,7 @@ pub(crate) fn paginate<T>(
     } else {
         filtered.truncate(req.limit);
     }
-    let next = if has_more && !(req.since.is_some() && req.until.is_none()) {
-        filtered.last().map(&key)
-    } else {
-        None
-    };
+    let next = if has_more && !(req.since.is_some() && req.until.is_none()) { filtered.last().map(&key) } else { None };
     let prev = match (filtered.first().map(&key), newest) {
         (Some(first), Some(newest)) if first < newest => Some(first),
         _ => None,
@@ -81,11 +64,7 @@ mod tests {
     use super::*;
 
     fn req(limit: usize, until: Option<i64>) -> PageRequest {
-        PageRequest {
-            limit,
-            until,
-            since: None,
-        }
+        PageRequest { limit, until, since: None }
     }
 
     #[test]

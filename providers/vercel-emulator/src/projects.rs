@@ -19,12 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Build settings stored as plain optional strings; `""` is kept as an explicit empty override.
-const COMMAND_FIELDS: &[&str] = &[
-    "buildCommand",
-    "installCommand",
-    "devCommand",
-    "outputDirectory",
-];
+const COMMAND_FIELDS: &[&str] = &["buildCommand", "installCommand", "devCommand", "outputDirectory"];
 
 /// Settings the emulator does not interpret but stores and returns, so providers that manage
 /// them see the round trip they would see against the real API.
@@ -58,11 +53,7 @@ const PASSTHROUGH_FIELDS: &[&str] = &[
     "trustedIps",
 ];
 
-const CREATE_ONLY_FIELDS: &[&str] = &[
-    "gitRepository",
-    "environmentVariables",
-    "skipGitConnectDuringLink",
-];
+const CREATE_ONLY_FIELDS: &[&str] = &["gitRepository", "environmentVariables", "skipGitConnectDuringLink"];
 
 const DEFAULT_NODE_VERSION: &str = "22.x";
 
@@ -120,9 +111,8 @@ impl GitLink {
                 )));
             }
         };
-        let production_branch = json::string_field(obj, "productionBranch")?
-            .into_option()
-            .unwrap_or_else(|| "main".into());
+        let production_branch =
+            json::string_field(obj, "productionBranch")?.into_option().unwrap_or_else(|| "main".into());
         Ok(Self {
             provider,
             owner: owner.to_owned(),
@@ -244,16 +234,9 @@ impl Project {
         }
         o.insert("targets".into(), Value::Object(targets));
         let latest: Vec<Value> = {
-            let mut deps: Vec<_> = team
-                .deployments
-                .values()
-                .filter(|d| d.project_id == self.id)
-                .collect();
+            let mut deps: Vec<_> = team.deployments.values().filter(|d| d.project_id == self.id).collect();
             deps.sort_by_key(|d| std::cmp::Reverse(d.created_at));
-            deps.iter()
-                .take(5)
-                .map(|d| d.summary_json(team, clock, now))
-                .collect()
+            deps.iter().take(5).map(|d| d.summary_json(team, clock, now)).collect()
         };
         o.insert("latestDeployments".into(), Value::Array(latest));
         o.insert(
@@ -275,9 +258,7 @@ impl Project {
 /// Vercel accepts lowercase letters, digits, `.`, `_` and `-`, up to 100 characters, and
 /// rejects `---` (reserved as a separator in deployment hostnames).
 pub(crate) fn validate_name(name: &str) -> ApiResult<()> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
     if name.is_empty() || name.len() > 100 || !ok_chars || name.contains("---") {
         return Err(ApiError::invalid(format!(
             "`name` must be 1-100 characters of lowercase letters, digits, `.`, `_` or `-`, and must not contain `---` (got \"{name}\")."
@@ -287,16 +268,12 @@ pub(crate) fn validate_name(name: &str) -> ApiResult<()> {
 }
 
 fn validate_framework(f: &str) -> ApiResult<()> {
-    let ok = !f.is_empty()
-        && f.len() <= 64
-        && f.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ok =
+        !f.is_empty() && f.len() <= 64 && f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!(
-            "`framework` should be a framework slug such as \"nextjs\" (got \"{f}\")."
-        )))
+        Err(ApiError::invalid(format!("`framework` should be a framework slug such as \"nextjs\" (got \"{f}\").")))
     }
 }
 
@@ -338,9 +315,7 @@ fn apply_settings(p: &mut Project, obj: &Obj) -> ApiResult<()> {
         Field::Set(v) if v.is_empty() => p.root_directory = None,
         Field::Set(v) => {
             if v.starts_with('/') || v.split('/').any(|s| s == "..") {
-                return Err(ApiError::invalid(
-                    "`rootDirectory` must be a relative path inside the repository.",
-                ));
+                return Err(ApiError::invalid("`rootDirectory` must be a relative path inside the repository."));
             }
             p.root_directory = Some(v);
         }
@@ -385,15 +360,11 @@ pub(crate) fn project_not_found() -> ApiError {
 /// Resolves a project for writes and sub-resources; writes go to the primary, so a project
 /// that is still "invisible" to reads is found here.
 pub(crate) fn resolve_project_id(ctx: &Ctx<'_>, id_or_name: &str) -> ApiResult<String> {
-    ctx.team_ref()
-        .find_project_id(id_or_name)
-        .ok_or_else(project_not_found)
+    ctx.team_ref().find_project_id(id_or_name).ok_or_else(project_not_found)
 }
 
 fn name_taken(team: &TeamData, name: &str, except: Option<&str>) -> bool {
-    team.projects
-        .values()
-        .any(|p| p.name == name && Some(p.id.as_str()) != except)
+    team.projects.values().any(|p| p.name == name && Some(p.id.as_str()) != except)
 }
 
 fn duplicate_error(name: &str) -> ApiError {
@@ -448,9 +419,7 @@ pub(crate) async fn create(
                 let mut envs: Vec<EnvVar> = Vec::new();
                 for item in items {
                     let Value::Object(o) = item else {
-                        return Err(ApiError::invalid(
-                            "`environmentVariables` items should be object.",
-                        ));
+                        return Err(ApiError::invalid("`environmentVariables` items should be object."));
                     };
                     let input = env::EnvInput::parse(o, true)?;
                     let var = input.into_env(ctx, &project.id);
@@ -504,16 +473,11 @@ pub(crate) async fn list(
     app.with_ctx(&scope, |ctx| {
         let team = ctx.team_ref();
         let search = params.get("search").unwrap_or("");
-        let items: Vec<&Project> = team
-            .projects
-            .values()
-            .filter(|p| p.vis.listed(ctx.now) && p.name.contains(search))
-            .collect();
+        let items: Vec<&Project> =
+            team.projects.values().filter(|p| p.vis.listed(ctx.now) && p.name.contains(search)).collect();
         let (items, pagination) = paginate(items, |p| p.created_at, page);
         let projects: Vec<Value> = items.iter().map(|p| p.to_json(team, ctx.clock)).collect();
-        Ok(Json(
-            json!({ "projects": projects, "pagination": pagination }),
-        ))
+        Ok(Json(json!({ "projects": projects, "pagination": pagination })))
     })
 }
 
@@ -521,11 +485,7 @@ pub(crate) fn patch_project(ctx: &mut Ctx<'_>, id: &str, obj: &Obj) -> ApiResult
     let epoch = ctx.epoch;
     let clock = ctx.clock;
     let team = ctx.team();
-    let mut updated = team
-        .projects
-        .get(id)
-        .cloned()
-        .ok_or_else(project_not_found)?;
+    let mut updated = team.projects.get(id).cloned().ok_or_else(project_not_found)?;
     apply_settings(&mut updated, obj)?;
     if name_taken(team, &updated.name, Some(id)) {
         return Err(duplicate_error(&updated.name));
@@ -557,15 +517,10 @@ pub(crate) fn delete_cascade(team: &mut TeamData, id: &str) -> bool {
     }
     team.envs.retain(|_, e| e.project_id != id);
     team.domains.retain(|_, d| d.project_id != id);
-    let deployments: Vec<String> = team
-        .deployments
-        .values()
-        .filter(|d| d.project_id == id)
-        .map(|d| d.id.clone())
-        .collect();
+    let deployments: Vec<String> =
+        team.deployments.values().filter(|d| d.project_id == id).map(|d| d.id.clone()).collect();
     team.deployments.retain(|_, d| d.project_id != id);
-    team.aliases
-        .retain(|_, a| a.project_id != id && !deployments.contains(&a.deployment_id));
+    team.aliases.retain(|_, a| a.project_id != id && !deployments.contains(&a.deployment_id));
     true
 }
 
@@ -629,9 +584,7 @@ pub(crate) async fn set_branch(
     json::reject_unknown(&obj, &["branch"])?;
     let branch = json::required_string(&obj, "branch")?;
     if branch.is_empty() {
-        return Err(ApiError::invalid(
-            "`branch` should NOT be shorter than 1 characters.",
-        ));
+        return Err(ApiError::invalid("`branch` should NOT be shorter than 1 characters."));
     }
     app.with_ctx(&scope, |ctx| {
         let id = resolve_project_id(ctx, &id_or_name)?;
@@ -640,9 +593,7 @@ pub(crate) async fn set_branch(
         let team = ctx.team();
         let p = team.projects.get_mut(&id).ok_or_else(project_not_found)?;
         let Some(link) = p.link.as_mut() else {
-            return Err(ApiError::bad_request(
-                "The project is not connected to a Git repository.",
-            ));
+            return Err(ApiError::bad_request("The project is not connected to a Git repository."));
         };
         link.production_branch = branch;
         link.updated_at = epoch;

@@ -22,22 +22,13 @@ struct Window {
 #[derive(Debug)]
 pub(crate) enum Verdict {
     Unlimited,
-    Allowed {
-        limit: u32,
-        remaining: u32,
-        reset_epoch_s: i64,
-    },
+    Allowed { limit: u32, remaining: u32, reset_epoch_s: i64 },
     Limited(ApiError),
 }
 
 /// The 429 error: VD's `rate_limited` code with `limit:{remaining,reset,resetMs,total}`.
 pub(crate) fn limited_error(total: u32, reset_epoch_ms: i64, retry_after_s: u64) -> ApiError {
-    let mut e = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "Rate limit exceeded",
-    )
-    .with(
+    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Rate limit exceeded").with(
         "limit",
         json!({
             "remaining": 0,
@@ -56,24 +47,14 @@ impl RateLimiter {
             return Verdict::Unlimited;
         };
         let now = clock.now_ms();
-        let w = self.windows.entry(token.to_owned()).or_insert(Window {
-            start: now,
-            used: 0,
-        });
+        let w = self.windows.entry(token.to_owned()).or_insert(Window { start: now, used: 0 });
         if now >= w.start + cfg.window_ms {
-            *w = Window {
-                start: now,
-                used: 0,
-            };
+            *w = Window { start: now, used: 0 };
         }
         let reset_tick = w.start + cfg.window_ms;
         if w.used >= cfg.requests {
             let wait_ms = reset_tick - now;
-            return Verdict::Limited(limited_error(
-                cfg.requests,
-                clock.epoch_of(reset_tick),
-                wait_ms.div_ceil(1000),
-            ));
+            return Verdict::Limited(limited_error(cfg.requests, clock.epoch_of(reset_tick), wait_ms.div_ceil(1000)));
         }
         w.used += 1;
         Verdict::Allowed {

@@ -47,30 +47,18 @@ impl Stats {
 
     /// Responses on `route` with exactly `status`.
     pub fn status_count(&self, route: &str, status: u16) -> u64 {
-        self.routes
-            .get(route)
-            .and_then(|r| r.statuses.get(&status))
-            .copied()
-            .unwrap_or(0)
+        self.routes.get(route).and_then(|r| r.statuses.get(&status)).copied().unwrap_or(0)
     }
 
     /// 2xx responses on `route`.
     pub fn successes(&self, route: &str) -> u64 {
-        self.routes.get(route).map_or(0, |r| {
-            r.statuses
-                .iter()
-                .filter(|(s, _)| (200..300).contains(*s))
-                .map(|(_, n)| n)
-                .sum()
-        })
+        self.routes
+            .get(route)
+            .map_or(0, |r| r.statuses.iter().filter(|(s, _)| (200..300).contains(*s)).map(|(_, n)| n).sum())
     }
 }
 
-pub(crate) async fn stats_mw(
-    State(app): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn stats_mw(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let path = req
         .extensions()
         .get::<MatchedPath>()
@@ -85,12 +73,7 @@ pub(crate) async fn stats_mw(
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let mut s = app.stats();
-    *s.routes
-        .entry(key)
-        .or_default()
-        .statuses
-        .entry(status)
-        .or_default() += 1;
+    *s.routes.entry(key).or_default().statuses.entry(status).or_default() += 1;
     if status == 429 {
         s.rate_limited += 1;
     }

@@ -39,9 +39,7 @@ pub(crate) struct TeamData {
 
 impl TeamData {
     pub fn find_project(&self, id_or_name: &str) -> Option<&Project> {
-        self.projects
-            .get(id_or_name)
-            .or_else(|| self.projects.values().find(|p| p.name == id_or_name))
+        self.projects.get(id_or_name).or_else(|| self.projects.values().find(|p| p.name == id_or_name))
     }
 
     pub fn find_project_id(&self, id_or_name: &str) -> Option<String> {
@@ -55,18 +53,11 @@ impl Store {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
         };
-        Self {
-            teams: BTreeMap::new(),
-            dns: Vec::new(),
-            rng,
-            last_created_ms: 0,
-        }
+        Self { teams: BTreeMap::new(), dns: Vec::new(), rng, last_created_ms: 0 }
     }
 
     pub fn random_string(&mut self, len: usize, charset: &[u8]) -> String {
-        (0..len)
-            .map(|_| charset[self.rng.random_range(0..charset.len())] as char)
-            .collect()
+        (0..len).map(|_| charset[self.rng.random_range(0..charset.len())] as char).collect()
     }
 
     /// An id like the real ones, e.g. `prj_` followed by 28 letters and digits.
@@ -92,17 +83,12 @@ impl Store {
 
     /// Which team holds an alias hostname, if any.
     pub fn alias_owner(&self, alias: &str) -> Option<&str> {
-        self.teams
-            .iter()
-            .find(|(_, t)| t.aliases.contains_key(alias))
-            .map(|(id, _)| id.as_str())
+        self.teams.iter().find(|(_, t)| t.aliases.contains_key(alias)).map(|(id, _)| id.as_str())
     }
 
     /// Which team holds a project domain, if any.
     pub fn domain_owner(&self, name: &str) -> Option<(&str, &ProjectDomain)> {
-        self.teams
-            .iter()
-            .find_map(|(id, t)| t.domains.get(name).map(|d| (id.as_str(), d)))
+        self.teams.iter().find_map(|(id, t)| t.domains.get(name).map(|d| (id.as_str(), d)))
     }
 
     /// The whole state, including values the API never returns, for the admin dump.
@@ -136,10 +122,7 @@ pub(crate) struct Visibility {
 
 impl Visibility {
     pub fn new(cfg: &ConsistencyConfig, now: u64) -> Self {
-        Self {
-            visible_at: now + cfg.hidden_ms,
-            hidden_reads: cfg.hidden_reads,
-        }
+        Self { visible_at: now + cfg.hidden_ms, hidden_reads: cfg.hidden_reads }
     }
 
     /// A single-object read: false means answer 404. Each hidden read uses up one of the
@@ -175,10 +158,7 @@ impl Ctx<'_> {
 
     pub fn team_ref(&self) -> &TeamData {
         static EMPTY: std::sync::OnceLock<TeamData> = std::sync::OnceLock::new();
-        self.store
-            .teams
-            .get(&self.team_id)
-            .unwrap_or_else(|| EMPTY.get_or_init(TeamData::default))
+        self.store.teams.get(&self.team_id).unwrap_or_else(|| EMPTY.get_or_init(TeamData::default))
     }
 
     pub fn created_at(&mut self) -> i64 {

@@ -433,19 +433,26 @@ pub(crate) async fn execute(
     let removed: Vec<&Urn> =
         if run_settings.destroy { current.resources.keys().collect() } else { prepared.removed.iter().collect() };
     let mut items: Vec<(ResourceState, bool)> = Vec::new();
+    // Who used each resource, from the state before this run; built once so this stays linear.
+    let declared: HashSet<&Urn> = prepared.regs.iter().map(|r| &r.urn).collect();
+    let mut users: HashMap<&Urn, Vec<&Urn>> = HashMap::new();
+    if !run_settings.destroy {
+        for other in prior.resources.values() {
+            for d in &other.dependencies {
+                users.entry(d).or_default().push(&other.urn);
+            }
+        }
+    }
     for urn in removed {
         let Some(r) = current.resources.get(urn) else { continue };
         // Keep an object that a declared resource used until that resource moved off it.
-        let still_used = prior
-            .resources
-            .values()
-            .filter(|other| other.dependencies.contains(urn))
-            .find(|other| prepared.regs.iter().any(|reg| reg.urn == other.urn) && !succeeded.contains(&other.urn));
-        if let Some(user) = still_used.filter(|_| !run_settings.destroy) {
+        let still_used =
+            users.get(urn).into_iter().flatten().find(|user| declared.contains(**user) && !succeeded.contains(**user));
+        if let Some(user) = still_used {
             failures.push(Failure {
                 urn: urn.clone(),
                 type_token: r.type_token.clone(),
-                message: format!("not deleted: `{}`, which used it, was not updated", user.urn),
+                message: format!("not deleted: `{user}`, which used it, was not updated"),
             });
             continue;
         }

@@ -16,16 +16,7 @@ impl Drop for Running {
 #[tokio::test]
 async fn binary_serves_with_cli_flags() {
     let child = Command::new(env!("CARGO_BIN_EXE_vercel-emulator"))
-        .args([
-            "--port",
-            "0",
-            "--token",
-            "cli-tok",
-            "--team",
-            "team_cli:cli",
-            "--seed",
-            "3",
-        ])
+        .args(["--port", "0", "--token", "cli-tok", "--team", "team_cli:cli", "--seed", "3"])
         .args(["--rate-limit", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -46,12 +37,7 @@ async fn binary_serves_with_cli_flags() {
         .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
         .to_owned();
     let client = reqwest::Client::new();
-    let get = |token: &'static str| {
-        client
-            .get(format!("{base}/v9/projects/x?slug=cli"))
-            .bearer_auth(token)
-            .send()
-    };
+    let get = |token: &'static str| client.get(format!("{base}/v9/projects/x?slug=cli")).bearer_auth(token).send();
     assert_eq!(get("nope").await.unwrap().status(), 403);
     assert_eq!(get("cli-tok").await.unwrap().status(), 404);
     assert_eq!(get("cli-tok").await.unwrap().status(), 404);

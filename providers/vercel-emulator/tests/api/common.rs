@@ -72,30 +72,20 @@ pub async fn start_with(f: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder) -> H
         .seed(42)
         .deployments(manual_builds());
     let emu = f(builder).start().await.expect("emulator starts");
-    let api = Api {
-        base: emu.base_url().to_owned(),
-        http: reqwest::Client::new(),
-        team: TEAM.into(),
-        token: TOKEN.into(),
-    };
+    let api =
+        Api { base: emu.base_url().to_owned(), http: reqwest::Client::new(), team: TEAM.into(), token: TOKEN.into() };
     Harness { emu, api }
 }
 
 impl Api {
     /// The same client acting in another team.
     pub fn in_team(&self, team: &str) -> Api {
-        Api {
-            team: team.into(),
-            ..self.clone()
-        }
+        Api { team: team.into(), ..self.clone() }
     }
 
     /// The same client with another token.
     pub fn with_token(&self, token: &str) -> Api {
-        Api {
-            token: token.into(),
-            ..self.clone()
-        }
+        Api { token: token.into(), ..self.clone() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -104,17 +94,10 @@ impl Api {
     }
 
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
-        self.send_url(method, &self.url(path), body, Some(&self.token))
-            .await
+        self.send_url(method, &self.url(path), body, Some(&self.token)).await
     }
 
-    pub async fn send_url(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> Resp {
+    pub async fn send_url(&self, method: Method, url: &str, body: Option<Value>, token: Option<&str>) -> Resp {
         let mut req = self.http.request(method, url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -127,12 +110,7 @@ impl Api {
         let headers = resp.headers().clone();
         let raw = resp.text().await.expect("body");
         let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            raw,
-        }
+        Resp { status, headers, body, raw }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -174,12 +152,7 @@ impl Api {
             .send()
             .await
             .expect("upload");
-        assert_eq!(
-            r.status(),
-            200,
-            "upload: {}",
-            r.text().await.unwrap_or_default()
-        );
+        assert_eq!(r.status(), 200, "upload: {}", r.text().await.unwrap_or_default());
         sha
     }
 
@@ -194,9 +167,7 @@ impl Api {
         if let Some(t) = target {
             body["target"] = json!(t);
         }
-        let r = self
-            .post("/v13/deployments?skipAutoDetectionConfirmation=1", body)
-            .await;
+        let r = self.post("/v13/deployments?skipAutoDetectionConfirmation=1", body).await;
         assert_eq!(r.code(), 200, "deploy: {}", r.raw);
         r.body
     }
