@@ -153,15 +153,8 @@ impl Engine {
         let mut prepared = plan::prepare(build(program, stack)?)?;
         let drift =
             if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
-        plan::match_state(&mut prepared, &state);
-        let planned = plan::plan(&prepared, &state, destroy)?;
-        if !planned.check_failures.is_empty() {
-            return Err(EngineError::Check(planned.check_failures));
-        }
-        if !planned.protected.is_empty() {
-            return Err(EngineError::Protected(planned.protected));
-        }
-        Ok(PreviewReport { plan: planned.plan, drift, pending: state.pending.len() })
+        let plan = checked_plan(&mut prepared, &state, destroy)?;
+        Ok(PreviewReport { plan, drift, pending: state.pending.len() })
     }
 
     /// Applies the program. `confirm` sees the plan and may refuse it.
@@ -221,21 +214,14 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            plan::match_state(&mut prepared, &state);
-            let planned = plan::plan(&prepared, &state, destroy)?;
-            if !planned.check_failures.is_empty() {
-                return Err(EngineError::Check(planned.check_failures));
-            }
-            if !planned.protected.is_empty() {
-                return Err(EngineError::Protected(planned.protected));
-            }
-            if !confirm(&planned.plan, &drift) {
-                return Ok((planned.plan, drift, None, reconciled));
+            let plan = checked_plan(&mut prepared, &state, destroy)?;
+            if !confirm(&plan, &drift) {
+                return Ok::<_, EngineError>((plan, drift, None, reconciled));
             }
             let settings = RunSettings { settings: self.settings.clone(), destroy };
             let outcome =
                 executor::execute(Arc::new(prepared), Arc::new(state), shared.clone(), writer.clone(), &settings).await;
-            Ok((planned.plan, drift, Some(outcome), reconciled))
+            Ok((plan, drift, Some(outcome), reconciled))
         }
         .await;
         drop(writer);
@@ -304,6 +290,20 @@ impl Engine {
     pub async fn state(&self, stack: &str) -> Result<Option<StackState>, EngineError> {
         Ok(self.backend.load(stack).await?)
     }
+}
+
+/// Matches the program to the state and plans, refusing plans with failed checks or that would
+/// delete or replace protected resources.
+fn checked_plan(prepared: &mut Prepared, state: &StackState, destroy: bool) -> Result<Plan, EngineError> {
+    plan::match_state(prepared, state);
+    let planned = plan::plan(prepared, state, destroy)?;
+    if !planned.check_failures.is_empty() {
+        return Err(EngineError::Check(planned.check_failures));
+    }
+    if !planned.protected.is_empty() {
+        return Err(EngineError::Protected(planned.protected));
+    }
+    Ok(planned.plan)
 }
 
 /// Settles operations a previous run started but never confirmed: a create is adopted if the
