@@ -76,6 +76,8 @@ where
     let mut interrupted = *interrupt.borrow();
     let mut cursor = 0;
     loop {
+        // Read the flag directly too: a step that just finished may have raced its change.
+        interrupted |= *interrupt.borrow();
         while !interrupted && running.len() < parallel {
             let start = (0..providers.len())
                 .map(|k| (cursor + k) % providers.len())
