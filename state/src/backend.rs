@@ -74,6 +74,8 @@ pub trait Journal: Send {
 pub trait Backend: Send + Sync {
     /// A human description, e.g. `local directory ./.stackwright`.
     fn describe(&self) -> String;
+    /// Whether secrets can be stored (sealed by a secrets provider).
+    fn seals_secrets(&self) -> bool;
     /// Takes the stack's lock or fails with [`StateError::Locked`] naming the holder.
     async fn lock(&self, stack: &str, holder: LockInfo) -> Result<Box<dyn StackLock>, StateError>;
     /// Breaks the stack's lock; returns the holder it had, if known.

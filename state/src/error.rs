@@ -62,6 +62,14 @@ pub enum StateError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Secrets could not be sealed or opened.
+    #[error("stack `{stack}`: {source}")]
+    Secrets {
+        /// The stack.
+        stack: String,
+        /// What went wrong.
+        source: crate::secrets::SecretsError,
+    },
     /// A backend-specific failure (a database or object store call).
     #[error("state backend {backend}: {message}")]
     Backend {

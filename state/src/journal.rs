@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StateError;
 use crate::model::{FORMAT_VERSION, Record};
+use crate::secrets::{Cipher, seal, unseal};
 
 /// The first line of every journal: which stack and which snapshot it continues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,13 @@ pub fn encode_line<T: Serialize>(item: &T) -> Vec<u8> {
     line
 }
 
+/// Encodes a record as a journal line, every secret sealed with `cipher`.
+pub fn encode_record(record: &Record, stack: &str, cipher: Option<&Cipher>) -> Result<Vec<u8>, StateError> {
+    let mut value = serde_json::to_value(record).expect("records serialize");
+    seal(&mut value, cipher).map_err(|source| StateError::Secrets { stack: stack.to_owned(), source })?;
+    Ok(encode_line(&value))
+}
+
 /// A parsed journal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedJournal {
@@ -62,7 +70,7 @@ pub struct ParsedJournal {
 }
 
 /// Parses journal bytes read from `file`. An empty file yields `None`.
-pub fn decode(file: &Path, bytes: &[u8]) -> Result<Option<ParsedJournal>, StateError> {
+pub fn decode(file: &Path, bytes: &[u8], cipher: Option<&Cipher>) -> Result<Option<ParsedJournal>, StateError> {
     let corrupt = |line: usize, reason: String| StateError::Corrupt {
         file: file.to_owned(),
         reason: format!("line {line}: {reason}"),
@@ -101,7 +109,11 @@ pub fn decode(file: &Path, bytes: &[u8]) -> Result<Option<ParsedJournal>, StateE
             }
             header = Some(h);
         } else {
-            records.push(serde_json::from_slice(json).map_err(|e| corrupt(n, format!("bad record: {e}")))?);
+            let mut value: serde_json::Value =
+                serde_json::from_slice(json).map_err(|e| corrupt(n, format!("bad record: {e}")))?;
+            let stack = header.as_ref().map(|h| h.stack.clone()).unwrap_or_default();
+            unseal(&mut value, cipher).map_err(|source| StateError::Secrets { stack, source })?;
+            records.push(serde_json::from_value(value).map_err(|e| corrupt(n, format!("bad record: {e}")))?);
         }
     }
     Ok(header.map(|header| ParsedJournal { header, records, torn_tail }))
@@ -124,18 +136,18 @@ mod tests {
     fn round_trips_and_drops_a_torn_tail_only() {
         let recs = vec![Record::Abort { op: "a".into() }, Record::Remove { op: None, urn: Urn::from("x") }];
         let bytes = journal(&recs);
-        let parsed = decode(Path::new("j"), &bytes).unwrap().unwrap();
+        let parsed = decode(Path::new("j"), &bytes, None).unwrap().unwrap();
         assert_eq!(parsed.records, recs);
         assert!(!parsed.torn_tail);
 
         let torn = &bytes[..bytes.len() - 5];
-        let parsed = decode(Path::new("j"), torn).unwrap().unwrap();
+        let parsed = decode(Path::new("j"), torn, None).unwrap().unwrap();
         assert_eq!(parsed.records, recs[..1]);
         assert!(parsed.torn_tail);
 
         let mut damaged = bytes.clone();
         let mid = bytes.len() - 20;
         damaged[mid] = b'#';
-        assert!(matches!(decode(Path::new("j"), &damaged), Err(StateError::Corrupt { .. })));
+        assert!(matches!(decode(Path::new("j"), &damaged, None), Err(StateError::Corrupt { .. })));
     }
 }

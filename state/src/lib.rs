@@ -7,9 +7,11 @@ pub mod error;
 pub mod journal;
 pub mod local;
 pub mod model;
+pub mod secrets;
 pub mod snapshot;
 
 pub use backend::{Backend, Journal, LockInfo, StackLock, validate_stack_name};
 pub use error::StateError;
 pub use local::LocalBackend;
 pub use model::{OpKind, PendingOperation, Record, ResourceState, StackState};
+pub use secrets::{Cipher, KdfParams, SecretsError};

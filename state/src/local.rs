@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -12,18 +13,32 @@ use crate::backend::{Backend, Journal, LockInfo, StackLock, validate_stack_name}
 use crate::error::StateError;
 use crate::journal::{self, JournalHeader};
 use crate::model::{Record, StackState};
+use crate::secrets::Cipher;
 use crate::snapshot;
 
 /// Stack state kept in a local directory.
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     root: PathBuf,
+    cipher: Option<Arc<Cipher>>,
 }
 
 impl LocalBackend {
-    /// A backend rooted at `root` (created on first write).
+    /// A backend rooted at `root` (created on first write), without a secrets provider: it
+    /// refuses to store secrets.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into() }
+        LocalBackend { root: root.into(), cipher: None }
+    }
+
+    /// The same backend, sealing secrets with `cipher`.
+    pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     fn dir(&self) -> PathBuf {
@@ -90,6 +105,8 @@ struct LocalJournal {
     file: File,
     path: PathBuf,
     bytes: u64,
+    stack: String,
+    cipher: Option<Arc<Cipher>>,
 }
 
 #[async_trait]
@@ -97,7 +114,7 @@ impl Journal for LocalJournal {
     async fn append(&mut self, records: &[Record]) -> Result<(), StateError> {
         let mut buf = Vec::new();
         for r in records {
-            buf.extend(journal::encode_line(r));
+            buf.extend(journal::encode_record(r, &self.stack, self.cipher.as_deref())?);
         }
         self.file
             .write_all(&buf)
@@ -116,6 +133,10 @@ impl Journal for LocalJournal {
 impl Backend for LocalBackend {
     fn describe(&self) -> String {
         format!("local directory {}", self.root.display())
+    }
+
+    fn seals_secrets(&self) -> bool {
+        self.cipher.is_some()
     }
 
     async fn lock(&self, stack: &str, holder: LockInfo) -> Result<Box<dyn StackLock>, StateError> {
@@ -176,10 +197,11 @@ impl Backend for LocalBackend {
             return Ok(None);
         }
         let mut state = match snap {
-            Some(bytes) => snapshot::decode(&snap_path, stack, &bytes)?,
+            Some(bytes) => snapshot::decode(&snap_path, stack, &bytes, self.cipher.as_deref())?,
             None => StackState::new(stack),
         };
-        if let Some(parsed) = jbytes.map(|b| journal::decode(&jpath, &b)).transpose()?.flatten() {
+        if let Some(parsed) = jbytes.map(|b| journal::decode(&jpath, &b, self.cipher.as_deref())).transpose()?.flatten()
+        {
             if parsed.header.stack != stack {
                 return Err(StateError::WrongStack {
                     file: jpath,
@@ -210,7 +232,7 @@ impl Backend for LocalBackend {
         self.ensure_dir()?;
         let mut next = state.clone();
         next.serial = state.serial + 1;
-        write_atomic(&self.snapshot_path(&state.stack), &snapshot::encode(&next))?;
+        write_atomic(&self.snapshot_path(&state.stack), &snapshot::encode(&next, self.cipher.as_deref())?)?;
         let header = journal::encode_line(&JournalHeader::new(&state.stack, next.serial));
         write_atomic(&self.journal_path(&state.stack), &header)?;
         Ok(next.serial)
@@ -221,7 +243,7 @@ impl Backend for LocalBackend {
         self.ensure_dir()?;
         let path = self.journal_path(stack);
         let existing = read_if_exists(&path)?;
-        let valid_len = match existing.as_deref().map(|b| (b, journal::decode(&path, b))) {
+        let valid_len = match existing.as_deref().map(|b| (b, journal::decode(&path, b, self.cipher.as_deref()))) {
             Some((bytes, Ok(Some(parsed))))
                 if parsed.header.base_serial == base_serial && parsed.header.stack == stack =>
             {
@@ -245,7 +267,7 @@ impl Backend for LocalBackend {
                 .map_err(|e| StateError::io("writing journal", &path, e))?;
             bytes = header.len() as u64;
         }
-        Ok(Box::new(LocalJournal { file, path, bytes }))
+        Ok(Box::new(LocalJournal { file, path, bytes, stack: stack.to_owned(), cipher: self.cipher.clone() }))
     }
 
     async fn list_stacks(&self) -> Result<Vec<String>, StateError> {

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StateError;
 use crate::model::{FORMAT_VERSION, StackState};
+use crate::secrets::{Cipher, seal, unseal};
 
 /// The format name written into every snapshot.
 pub const FORMAT_NAME: &str = "stackwright-state";
@@ -39,9 +40,11 @@ pub fn checksum(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Serializes a state into snapshot bytes.
-pub fn encode(state: &StackState) -> Vec<u8> {
-    let body = serde_json::to_string(state).expect("state serializes");
+/// Serializes a state into snapshot bytes, every secret sealed with `cipher`.
+pub fn encode(state: &StackState, cipher: Option<&Cipher>) -> Result<Vec<u8>, StateError> {
+    let mut value = serde_json::to_value(state).expect("state serializes");
+    seal(&mut value, cipher).map_err(|source| StateError::Secrets { stack: state.stack.clone(), source })?;
+    let body = serde_json::to_string(&value).expect("state serializes");
     let raw = RawValue::from_string(body).expect("serialized state is valid JSON");
     let envelope = EnvelopeOut {
         format: FORMAT_NAME,
@@ -51,11 +54,11 @@ pub fn encode(state: &StackState) -> Vec<u8> {
     };
     let mut out = serde_json::to_vec(&envelope).expect("envelope serializes");
     out.push(b'\n');
-    out
+    Ok(out)
 }
 
 /// Parses and verifies snapshot bytes read from `file` for stack `stack`.
-pub fn decode(file: &Path, stack: &str, bytes: &[u8]) -> Result<StackState, StateError> {
+pub fn decode(file: &Path, stack: &str, bytes: &[u8], cipher: Option<&Cipher>) -> Result<StackState, StateError> {
     let corrupt = |reason: String| StateError::Corrupt { file: file.to_owned(), reason };
     let header: EnvelopeHeader = serde_json::from_slice(bytes).map_err(|e| {
         corrupt(if e.is_eof() {
@@ -77,12 +80,14 @@ pub fn decode(file: &Path, stack: &str, bytes: &[u8]) -> Result<StackState, Stat
     if actual != envelope.checksum {
         return Err(corrupt(format!("checksum mismatch (recorded {}, computed {actual})", envelope.checksum)));
     }
-    let state: StackState = serde_json::from_str(envelope.state.get())
-        .map_err(|e| corrupt(format!("the state does not match the schema: {e}")))?;
-    if state.stack != stack {
-        return Err(StateError::WrongStack { file: file.to_owned(), found: state.stack, expected: stack.to_owned() });
+    let mut value: serde_json::Value =
+        serde_json::from_str(envelope.state.get()).map_err(|e| corrupt(format!("the state is not valid JSON: {e}")))?;
+    let found = value.get("stack").and_then(|s| s.as_str()).unwrap_or_default().to_owned();
+    if found != stack {
+        return Err(StateError::WrongStack { file: file.to_owned(), found, expected: stack.to_owned() });
     }
-    Ok(state)
+    unseal(&mut value, cipher).map_err(|source| StateError::Secrets { stack: stack.to_owned(), source })?;
+    serde_json::from_value(value).map_err(|e| corrupt(format!("the state does not match the schema: {e}")))
 }
 
 #[cfg(test)]
@@ -97,22 +102,22 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let bytes = encode(&sample());
-        assert_eq!(decode(Path::new("x"), "dev", &bytes).unwrap(), sample());
+        let bytes = encode(&sample(), None).unwrap();
+        assert_eq!(decode(Path::new("x"), "dev", &bytes, None).unwrap(), sample());
     }
 
     #[test]
     fn detects_truncation_tampering_newer_format_and_wrong_stack() {
-        let bytes = encode(&sample());
+        let bytes = encode(&sample(), None).unwrap();
         let p = Path::new("dev.json");
         let truncated = &bytes[..bytes.len() / 2];
-        assert!(matches!(decode(p, "dev", truncated), Err(StateError::Corrupt { .. })));
+        assert!(matches!(decode(p, "dev", truncated, None), Err(StateError::Corrupt { .. })));
         let tampered = String::from_utf8(bytes.clone()).unwrap().replace("\"serial\":7", "\"serial\":8");
-        let err = decode(p, "dev", tampered.as_bytes()).unwrap_err();
+        let err = decode(p, "dev", tampered.as_bytes(), None).unwrap_err();
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
         let newer = String::from_utf8(bytes.clone()).unwrap().replace("\"version\":1", "\"version\":9");
-        assert!(matches!(decode(p, "dev", newer.as_bytes()), Err(StateError::NewerFormat { found: 9, .. })));
-        assert!(matches!(decode(p, "prod", &bytes), Err(StateError::WrongStack { .. })));
-        assert!(matches!(decode(p, "dev", b"{\"hello\":1}"), Err(StateError::Corrupt { .. })));
+        assert!(matches!(decode(p, "dev", newer.as_bytes(), None), Err(StateError::NewerFormat { found: 9, .. })));
+        assert!(matches!(decode(p, "prod", &bytes, None), Err(StateError::WrongStack { .. })));
+        assert!(matches!(decode(p, "dev", b"{\"hello\":1}", None), Err(StateError::Corrupt { .. })));
     }
 }

@@ -5,8 +5,11 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use stackwright_state::{Backend, LocalBackend, LockInfo};
+use stackwright_state::{Backend, LockInfo};
 
+mod common;
+
+const PASSPHRASE: &str = "correct horse";
 const BIN: &str = env!("CARGO_BIN_EXE_fixture-program");
 
 struct Project {
@@ -20,7 +23,7 @@ fn project() -> Project {
     let root = tempfile::tempdir().unwrap();
     let (world, state, project) = (root.path().join("world"), root.path().join("state"), root.path().join("project"));
     std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(project.join("Stackwright.dev.toml"), "").unwrap();
+    common::write_project_config(&project, "dev", PASSPHRASE);
     Project { _root: root, world, state, project }
 }
 
@@ -33,6 +36,7 @@ impl Project {
             .arg("--project-dir")
             .arg(&self.project)
             .env("SW_WORLD", &self.world)
+            .env("STACKWRIGHT_PASSPHRASE", PASSPHRASE)
             .env("SW_N", "6")
             .env_remove("STACKWRIGHT_STACK")
             .stdin(Stdio::null());
@@ -86,7 +90,7 @@ fn detailed_exit_codes_tell_ci_whether_there_are_changes() {
 fn a_locked_stack_names_its_holder_and_unlock_frees_it() {
     let p = project();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let backend = LocalBackend::new(&p.state);
+    let backend = common::project_backend(&p.state, &p.project, "dev", PASSPHRASE);
     let holder = LockInfo { command: "up (held by the test)".into(), ..LockInfo::current("x") };
     let lock = runtime.block_on(backend.lock("dev", holder)).unwrap();
     let out = p.run(&["up", "--stack", "dev", "--yes"]);
@@ -162,7 +166,10 @@ fn ctrl_c_finishes_running_steps_persists_and_exits_non_zero() {
     assert_eq!(status.code(), Some(130), "{rest}");
     assert!(rest.contains("was interrupted") && rest.contains("not started"), "{rest}");
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let state = runtime.block_on(LocalBackend::new(&p.state).load("dev")).unwrap().unwrap();
+    let state = runtime
+        .block_on(common::project_backend(&p.state, &p.project, "dev", PASSPHRASE).load("dev"))
+        .unwrap()
+        .unwrap();
     assert!(state.pending.is_empty(), "in-flight steps were allowed to finish");
     assert!(!state.resources.is_empty() && state.resources.len() < 40, "{} resources", state.resources.len());
     let out = p.command(&["up", "--stack", "dev", "--yes"]).env("SW_N", "40").output().unwrap();
@@ -181,7 +188,10 @@ fn a_second_ctrl_c_stops_at_once_and_the_next_run_reconciles() {
     let out = p.command(&["up", "--stack", "dev", "--yes"]).env("SW_N", "40").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let state = runtime.block_on(LocalBackend::new(&p.state).load("dev")).unwrap().unwrap();
+    let state = runtime
+        .block_on(common::project_backend(&p.state, &p.project, "dev", PASSPHRASE).load("dev"))
+        .unwrap()
+        .unwrap();
     let world = stackwright::builtin::testing::World::directory(&p.world).items();
     assert_eq!(world.len(), 40, "no duplicates and nothing missing");
     let ids: std::collections::BTreeSet<&String> = state.resources.values().map(|r| &r.id).collect();

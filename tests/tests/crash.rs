@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use stackwright::builtin::testing::World;
-use stackwright_state::{Backend, LocalBackend};
+use stackwright_state::Backend;
 
+mod common;
+
+const PASSPHRASE: &str = "correct horse";
 const BIN: &str = env!("CARGO_BIN_EXE_fixture-program");
 
 fn command(dirs: &Dirs, generation: u64, args: &[&str]) -> Command {
@@ -24,6 +27,7 @@ fn command(dirs: &Dirs, generation: u64, args: &[&str]) -> Command {
         .arg("--project-dir")
         .arg(&dirs.project)
         .env("SW_WORLD", &dirs.world)
+        .env("STACKWRIGHT_PASSPHRASE", PASSPHRASE)
         .env("SW_N", "24")
         .env("SW_GEN", generation.to_string())
         .env("SW_LATENCY_MS", "4")
@@ -44,21 +48,24 @@ fn dirs() -> Dirs {
     let root = tempfile::tempdir().unwrap();
     let (world, state, project) = (root.path().join("world"), root.path().join("state"), root.path().join("project"));
     std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(project.join("Stackwright.crash.toml"), "").unwrap();
+    common::write_project_config(&project, "crash", PASSPHRASE);
     Dirs { _root: root, world, state, project }
 }
 
-fn pending_operations(state_dir: &Path) -> usize {
+fn pending_operations(state_dir: &Path, project: &Path) -> usize {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    match runtime.block_on(LocalBackend::new(state_dir).load("crash")) {
+    match runtime.block_on(common::project_backend(state_dir, project, "crash", PASSPHRASE).load("crash")) {
         Ok(Some(state)) => state.pending.len(),
         _ => 0,
     }
 }
 
-fn audit(world_dir: &Path, state_dir: &Path) -> (usize, usize, usize) {
+fn audit(world_dir: &Path, state_dir: &Path, project: &Path) -> (usize, usize, usize) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let state = runtime.block_on(LocalBackend::new(state_dir).load("crash")).unwrap().unwrap();
+    let state = runtime
+        .block_on(common::project_backend(state_dir, project, "crash", PASSPHRASE).load("crash"))
+        .unwrap()
+        .unwrap();
     let world = World::directory(world_dir).items();
     let known: BTreeSet<&String> = state.resources.values().map(|r| &r.id).collect();
     let orphans = world.keys().filter(|id| !known.contains(id)).count();
@@ -117,7 +124,7 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
                 child.kill().unwrap(); // SIGKILL on Unix
                 child.wait().unwrap();
                 kills += 1;
-                if pending_operations(&dirs.state) > 0 {
+                if pending_operations(&dirs.state, &dirs.project) > 0 {
                     kills_mid_call += 1;
                 }
             }
@@ -128,7 +135,7 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
     assert!(out.status.success(), "the clean run failed: {}", String::from_utf8_lossy(&out.stderr));
     let out = command(&dirs, last_generation, &["preview", "--detailed-exitcode"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "after convergence nothing is left to do");
-    let (orphans, duplicates, missing) = audit(&dirs.world, &dirs.state);
+    let (orphans, duplicates, missing) = audit(&dirs.world, &dirs.state, &dirs.project);
     println!(
         "crash test: {runs} runs, {kills} killed ({kills_mid_call} with a provider call in flight), {completed} completed, {orphans} orphans, {duplicates} duplicates, {missing} missing"
     );

@@ -1,6 +1,7 @@
 //! The quickstart: a small web stack — a database, an API that uses its URL, a web front end
 //! that uses the API's URL — declared with built-in `Data` resources, so it runs anywhere with
-//! local state and no credentials. Run it with `cargo run -p quickstart -- up --stack dev --yes`.
+//! local state and no credentials. Run it with
+//! `STACKWRIGHT_PASSPHRASE=quickstart cargo run -p quickstart -- up --stack dev --yes`.
 
 use serde_json::json;
 use stackwright::{Data, DataArgs, Output, ResourceOptions, zip};

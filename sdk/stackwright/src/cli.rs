@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use stackwright_state::{Backend, LocalBackend, StackState, validate_stack_name};
+use stackwright_state::{Backend, Cipher, KdfParams, LocalBackend, StackState, validate_stack_name};
+use zeroize::Zeroizing;
+
+use crate::config::{Config, ConfigFile};
 use tokio::sync::watch;
 
 use crate::engine::{Engine, Settings};
@@ -92,7 +95,13 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Show secret values instead of `[secret]`.
+        #[arg(long)]
+        show_secrets: bool,
     },
+    /// Manage the stack's configuration (`Stackwright.<stack>.toml`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the program's dependency graph in Graphviz DOT.
     Graph,
 }
@@ -113,6 +122,58 @@ enum StackCommand {
     },
     /// Break a stack's lock left by a run that is gone.
     Unlock,
+    /// Delete a stack's state (its configuration file is kept).
+    Rm {
+        /// The stack.
+        name: String,
+        /// Delete even though it still has resources (they are forgotten, not deleted).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Rename the selected (or `--stack`) stack.
+    Rename {
+        /// The new name.
+        new_name: String,
+    },
+    /// Re-encrypt the stack's secrets under a new passphrase (from STACKWRIGHT_NEW_PASSPHRASE,
+    /// STACKWRIGHT_NEW_PASSPHRASE_FILE or a prompt). Resources are not touched.
+    ChangePassphrase,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Set a value. VALUE is TOML (`3`, `true`, `[1, 2]`) or plain text.
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Encrypt it with the stack's passphrase.
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Print a value.
+    Get {
+        /// The key.
+        key: String,
+        /// Show a secret value instead of `[secret]`.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Remove a value.
+    Rm {
+        /// The key.
+        key: String,
+    },
+    /// List the values.
+    Ls {
+        /// Show secret values instead of `[secret]`.
+        #[arg(long)]
+        show_secrets: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,7 +224,7 @@ impl Context_ {
             },
         };
         validate_stack_name(&name)?;
-        if self.backend.load(&name).await?.is_none() && !self.config_file(&name).exists() {
+        if !self.backend.list_stacks().await?.contains(&name) && !self.config_file(&name).exists() {
             return Err(EngineError::UnknownStack {
                 stack: name,
                 backend: self.backend.describe(),
@@ -172,6 +233,77 @@ impl Context_ {
             .into());
         }
         Ok(name)
+    }
+}
+
+/// A stack opened for a command: its backend with the stack's secrets provider, and its
+/// configuration.
+struct Opened {
+    name: String,
+    backend: Arc<LocalBackend>,
+    config: Arc<Config>,
+    config_path: PathBuf,
+    cipher: Option<Arc<Cipher>>,
+}
+
+/// A passphrase from `var`, from the file named by `file_var`, or from a prompt on a terminal.
+fn passphrase_from(var: &str, file_var: &str, prompt: &str) -> anyhow::Result<Option<Zeroizing<String>>> {
+    if let Ok(p) = std::env::var(var) {
+        return Ok(Some(Zeroizing::new(p)));
+    }
+    if let Ok(path) = std::env::var(file_var) {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the passphrase file {path} (from {file_var})"))?;
+        return Ok(Some(Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned())));
+    }
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        return Ok(Some(Zeroizing::new(rpassword::prompt_password(prompt)?)));
+    }
+    Ok(None)
+}
+
+impl Context_ {
+    /// The stack's secrets provider. A stack gets its salt the first time a passphrase is given.
+    fn cipher(&self, stack: &str) -> anyhow::Result<Option<Arc<Cipher>>> {
+        let path = self.config_file(stack);
+        let mut file = ConfigFile::read(&path)?;
+        let pass = passphrase_from(
+            "STACKWRIGHT_PASSPHRASE",
+            "STACKWRIGHT_PASSPHRASE_FILE",
+            &format!("Passphrase for stack `{stack}`: "),
+        )?;
+        match (&file.encryption_salt, pass) {
+            (Some(record), Some(p)) => {
+                Ok(Some(Arc::new(Cipher::open(&p, record, stack, &path.display().to_string())?)))
+            }
+            (Some(_), None) => bail!(
+                "stack `{stack}` encrypts its secrets with a passphrase (salt in {}): set STACKWRIGHT_PASSPHRASE or STACKWRIGHT_PASSPHRASE_FILE",
+                path.display()
+            ),
+            (None, Some(p)) => {
+                let (cipher, record) = Cipher::create(&p, KdfParams::default())?;
+                file.encryption_salt = Some(record);
+                file.write(&path)?;
+                Ok(Some(Arc::new(cipher)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    async fn open(&self, flag: &Option<String>) -> anyhow::Result<Opened> {
+        let name = self.stack(flag).await?;
+        self.open_named(name)
+    }
+
+    fn open_named(&self, name: String) -> anyhow::Result<Opened> {
+        let cipher = self.cipher(&name)?;
+        let mut backend = LocalBackend::new(&self.state_dir);
+        if let Some(c) = &cipher {
+            backend = backend.with_cipher(c.clone());
+        }
+        let config_path = self.config_file(&name);
+        let config = Arc::new(Config::load(&name, &config_path, cipher.as_deref())?);
+        Ok(Opened { name, backend: Arc::new(backend), config, config_path, cipher })
     }
 }
 
@@ -231,22 +363,24 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
     let project_dir = cli.project_dir.clone().unwrap_or_else(default_project_dir);
     let state_dir = cli.state_dir.clone().unwrap_or_else(|| project_dir.join(".stackwright"));
     let ctx = Context_ { backend: Arc::new(LocalBackend::new(&state_dir)), state_dir, project_dir };
-    let engine = |parallel: u16, command: &str, interrupt: bool| {
+    let engine = |opened: &Opened, parallel: u16, command: &str, interrupt: bool| {
         Engine::new(
-            ctx.backend.clone(),
+            opened.backend.clone(),
             Settings {
                 parallel: parallel as usize,
                 observer: printer(),
                 interrupt: interrupt.then(interrupt_on_ctrl_c),
                 command: command.to_owned(),
+                config: Some(opened.config.clone()),
                 ..Settings::default()
             },
         )
     };
     match cli.command {
         Command::Preview { refresh, detailed_exitcode, json, destroy } => {
-            let stack = ctx.stack(&cli.stack).await?;
-            let report = engine(16, "preview", false).preview(&stack, &program, refresh, destroy).await?;
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
+            let report = engine(&opened, 16, "preview", false).preview(&stack, &program, refresh, destroy).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&redacted_json(&report)?)?);
             } else {
@@ -264,24 +398,27 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(if detailed_exitcode && changes { 2 } else { 0 }))
         }
         Command::Up { yes, refresh, parallel } => {
-            let stack = ctx.stack(&cli.stack).await?;
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
             println!("Updating stack `{stack}`\n");
-            let report = engine(parallel, "up", true)
+            let report = engine(&opened, parallel, "up", true)
                 .up(&stack, &program, refresh, &confirm(yes, "apply these changes"))
                 .await?;
             finish(report, "Update")
         }
         Command::Destroy { yes, parallel } => {
-            let stack = ctx.stack(&cli.stack).await?;
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
             println!("Destroying stack `{stack}`\n");
-            let report = engine(parallel, "destroy", true)
+            let report = engine(&opened, parallel, "destroy", true)
                 .destroy(&stack, &program, &confirm(yes, "delete these resources"))
                 .await?;
             finish(report, "Destroy")
         }
         Command::Refresh { parallel } => {
-            let stack = ctx.stack(&cli.stack).await?;
-            let drift = engine(parallel, "refresh", false).refresh(&stack, &program).await?;
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
+            let drift = engine(&opened, parallel, "refresh", false).refresh(&stack, &program).await?;
             if drift.is_empty() {
                 println!("No changes outside the program.");
             } else {
@@ -293,20 +430,26 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
         Command::Stack(StackCommand::Ls) => {
             let current = std::fs::read_to_string(ctx.current_file()).unwrap_or_default();
             for s in ctx.known_stacks().await? {
-                let count = ctx.backend.load(&s).await?.map(|st| st.resources.len()).unwrap_or(0);
                 let mark = if s == current.trim() { "*" } else { " " };
-                println!("{mark} {s:<20} {count} resource(s)");
+                let has_state = ctx.backend.list_stacks().await?.contains(&s);
+                println!("{mark} {s:<20} {}", if has_state { "has state" } else { "no state yet" });
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Stack(StackCommand::Init { name }) => {
             validate_stack_name(&name)?;
-            if ctx.backend.load(&name).await?.is_some() {
+            if ctx.backend.list_stacks().await?.contains(&name) {
                 bail!("stack `{name}` already exists in {}", ctx.backend.describe());
             }
-            ctx.backend.write_snapshot(&StackState::new(&name)).await?;
+            let opened = ctx.open_named(name.clone())?;
+            if !opened.config_path.exists() {
+                ConfigFile::default().write(&opened.config_path)?;
+            }
+            opened.backend.write_snapshot(&StackState::new(&name)).await?;
             write_current(&ctx, &name)?;
-            println!("Created stack `{name}` in {} and selected it.", ctx.backend.describe());
+            let secrets =
+                if opened.cipher.is_some() { "secrets encrypted with its passphrase" } else { "no passphrase yet" };
+            println!("Created stack `{name}` in {} ({secrets}) and selected it.", ctx.backend.describe());
             Ok(ExitCode::SUCCESS)
         }
         Command::Stack(StackCommand::Select { name }) => {
@@ -323,9 +466,95 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Stack(StackCommand::Rm { name, force }) => {
+            let opened = ctx.open(&Some(name.clone())).await?;
+            let _lock = opened.backend.lock(&name, stackwright_state::LockInfo::current("stack rm")).await?;
+            let state = opened.backend.load(&name).await?.unwrap_or_else(|| StackState::new(&name));
+            if !state.resources.is_empty() && !force {
+                bail!(
+                    "stack `{name}` still has {} resource(s); run `destroy --stack {name}` first, or pass --force to forget them (they are not deleted)",
+                    state.resources.len()
+                );
+            }
+            opened.backend.remove_stack(&name).await?;
+            if std::fs::read_to_string(ctx.current_file()).unwrap_or_default().trim() == name {
+                let _ = std::fs::remove_file(ctx.current_file());
+            }
+            println!(
+                "Removed the state of stack `{name}`; its configuration file {} is kept.",
+                opened.config_path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Rename { new_name }) => {
+            validate_stack_name(&new_name)?;
+            let opened = ctx.open(&cli.stack).await?;
+            let old = opened.name.clone();
+            if ctx.known_stacks().await?.contains(&new_name) {
+                bail!("cannot rename `{old}` to `{new_name}`: a stack named `{new_name}` already exists");
+            }
+            let _lock = opened.backend.lock(&old, stackwright_state::LockInfo::current("stack rename")).await?;
+            let mut state = opened.backend.load(&old).await?.unwrap_or_else(|| StackState::new(&old));
+            if !state.pending.is_empty() {
+                bail!("stack `{old}` has operations from an interrupted run; run `up` or `refresh` first");
+            }
+            state.stack = new_name.clone();
+            let new_config = ctx.config_file(&new_name);
+            if opened.config_path.exists() {
+                std::fs::rename(&opened.config_path, &new_config)
+                    .with_context(|| format!("renaming {}", opened.config_path.display()))?;
+            }
+            opened.backend.write_snapshot(&state).await?;
+            opened.backend.remove_stack(&old).await?;
+            if std::fs::read_to_string(ctx.current_file()).unwrap_or_default().trim() == old {
+                write_current(&ctx, &new_name)?;
+            }
+            println!("Renamed stack `{old}` to `{new_name}` (configuration now in {}).", new_config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::ChangePassphrase) => {
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
+            let new = passphrase_from(
+                "STACKWRIGHT_NEW_PASSPHRASE",
+                "STACKWRIGHT_NEW_PASSPHRASE_FILE",
+                &format!("New passphrase for stack `{stack}`: "),
+            )?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "give the new passphrase in STACKWRIGHT_NEW_PASSPHRASE or STACKWRIGHT_NEW_PASSPHRASE_FILE"
+                )
+            })?;
+            let _lock =
+                opened.backend.lock(&stack, stackwright_state::LockInfo::current("stack change-passphrase")).await?;
+            let state = opened.backend.load(&stack).await?;
+            let (cipher, record) = Cipher::create(&new, KdfParams::default())?;
+            let cipher = Arc::new(cipher);
+            // Re-encrypt the configuration, then the state; both are written atomically.
+            let mut file = ConfigFile::read(&opened.config_path)?;
+            for (key, value) in file.config.iter_mut() {
+                if ConfigFile::secure(value).is_some()
+                    && let Some((plain, _)) = opened.config.raw(key)
+                {
+                    *value = ConfigFile::secure_entry(cipher.encrypt(&serde_json::to_vec(plain)?));
+                }
+            }
+            file.encryption_salt = Some(record);
+            let reencrypted = LocalBackend::new(&ctx.state_dir).with_cipher(cipher.clone());
+            if let Some(state) = &state {
+                if !state.pending.is_empty() {
+                    bail!("stack `{stack}` has operations from an interrupted run; run `up` or `refresh` first");
+                }
+                stackwright_state::Backend::write_snapshot(&reencrypted, state).await?;
+            }
+            file.write(&opened.config_path)?;
+            println!("Re-encrypted the secrets of stack `{stack}` with the new passphrase; no resource was touched.");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::State(StateCommand::Ls) => {
-            let stack = ctx.stack(&cli.stack).await?;
-            let state = ctx.backend.load(&stack).await?.unwrap_or_else(|| StackState::new(&stack));
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
+            let state = opened.backend.load(&stack).await?.unwrap_or_else(|| StackState::new(&stack));
             for r in state.resources.values() {
                 let flags = [(r.protect, " [protected]"), (r.retain_on_delete, " [retain]")]
                     .iter()
@@ -342,14 +571,15 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Output { name, json } => {
-            let stack = ctx.stack(&cli.stack).await?;
-            let state = ctx.backend.load(&stack).await?.unwrap_or_else(|| StackState::new(&stack));
+        Command::Output { name, json, show_secrets } => {
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
+            let state = opened.backend.load(&stack).await?.unwrap_or_else(|| StackState::new(&stack));
             let exports: std::collections::BTreeMap<&String, serde_json::Value> = state
                 .exports
                 .iter()
                 .filter(|(k, _)| name.as_ref().is_none_or(|n| n == *k))
-                .map(|(k, v)| (k, stackwright_core::value::redact(v)))
+                .map(|(k, v)| (k, shown(v, show_secrets)))
                 .collect();
             if let Some(n) = &name
                 && exports.is_empty()
@@ -367,6 +597,7 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config(command) => config_command(&ctx, &cli.stack, command).await,
         Command::Graph => {
             let stack_name = cli.stack.clone().unwrap_or_else(|| "graph".into());
             let mut stack = Stack::new(&stack_name);
@@ -375,6 +606,72 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A value for output: revealed with `--show-secrets`, else with secrets as `[secret]`.
+fn shown(v: &serde_json::Value, show_secrets: bool) -> serde_json::Value {
+    if show_secrets { stackwright_core::value::reveal(v.clone()).0 } else { stackwright_core::value::redact(v) }
+}
+
+async fn config_command(ctx: &Context_, flag: &Option<String>, command: ConfigCommand) -> anyhow::Result<ExitCode> {
+    let opened = ctx.open(flag).await?;
+    let (stack, path) = (opened.name.clone(), opened.config_path.clone());
+    match command {
+        ConfigCommand::Set { key, value, secret } => {
+            let mut file = ConfigFile::read(&path)?;
+            let parsed = crate::config::parse_cli_value(&value);
+            let entry = if secret {
+                let cipher = opened.cipher.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("a secret needs the stack's passphrase: set STACKWRIGHT_PASSPHRASE or STACKWRIGHT_PASSPHRASE_FILE")
+                })?;
+                let json = serde_json::to_vec(&parsed)?;
+                ConfigFile::secure_entry(cipher.encrypt(&json))
+            } else {
+                parsed
+            };
+            file.config.insert(key.clone(), entry);
+            file.write(&path)?;
+            println!("Set `{key}` for stack `{stack}`{}.", if secret { " (encrypted)" } else { "" });
+        }
+        ConfigCommand::Get { key, show_secrets } => {
+            let (value, secret) = opened.config.raw(&key).ok_or_else(|| {
+                anyhow::anyhow!("config key `{key}` is not set for stack `{stack}` ({})", path.display())
+            })?;
+            if secret && !show_secrets {
+                println!("{}", stackwright_core::value::SECRET_PLACEHOLDER);
+            } else {
+                println!("{}", value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string()));
+            }
+        }
+        ConfigCommand::Rm { key } => {
+            let mut file = ConfigFile::read(&path)?;
+            if file.config.remove(&key).is_none() {
+                bail!("config key `{key}` is not set for stack `{stack}` ({})", path.display());
+            }
+            file.write(&path)?;
+            println!("Removed `{key}` from stack `{stack}`.");
+        }
+        ConfigCommand::Ls { show_secrets, json } => {
+            let mut all = serde_json::Map::new();
+            for (key, _) in opened.config.keys() {
+                let (value, secret) = opened.config.raw(key).expect("listed key");
+                let v = if secret && !show_secrets {
+                    serde_json::Value::String(stackwright_core::value::SECRET_PLACEHOLDER.into())
+                } else {
+                    value.clone()
+                };
+                all.insert(key.to_owned(), v);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                for (k, v) in all {
+                    println!("{k:<24} {}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn redacted_json<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {

@@ -51,6 +51,8 @@ pub struct Settings {
     pub interrupt: Option<watch::Receiver<bool>>,
     /// The command recorded in the lock.
     pub command: String,
+    /// The stack's configuration, given to the program.
+    pub config: Option<Arc<crate::config::Config>>,
 }
 
 impl Default for Settings {
@@ -61,6 +63,7 @@ impl Default for Settings {
             observer: Arc::new(|_: &Event| {}),
             interrupt: None,
             command: "stackwright".into(),
+            config: None,
         }
     }
 }
@@ -115,8 +118,11 @@ pub struct Engine {
     settings: Settings,
 }
 
-fn build(program: &Program, stack: &str) -> Result<Stack, EngineError> {
-    let mut s = Stack::new(stack);
+fn build(program: &Program, stack: &str, settings: &Settings) -> Result<Stack, EngineError> {
+    let mut s = match &settings.config {
+        Some(c) => Stack::with_config(stack, c.clone()),
+        None => Stack::new(stack),
+    };
     program(&mut s).map_err(EngineError::Program)?;
     Ok(s)
 }
@@ -150,7 +156,7 @@ impl Engine {
         destroy: bool,
     ) -> Result<PreviewReport, EngineError> {
         let mut state = self.load(stack).await?;
-        let mut prepared = plan::prepare(build(program, stack)?)?;
+        let mut prepared = plan::prepare(build(program, stack, &self.settings)?)?;
         let drift =
             if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
         let plan = checked_plan(&mut prepared, &state, destroy)?;
@@ -193,7 +199,7 @@ impl Engine {
         confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
     ) -> Result<UpReport, EngineError> {
         let started = Instant::now();
-        let mut prepared = plan::prepare(build(program, stack)?)?;
+        let mut prepared = plan::prepare(build(program, stack, &self.settings)?)?;
         let (_lock, state) = self.begin(stack).await?;
         let shared = Arc::new(Mutex::new(state.clone()));
         let journal = self.backend.open_journal(stack, state.serial).await?;
@@ -215,6 +221,12 @@ impl Engine {
                 Vec::new()
             };
             let plan = checked_plan(&mut prepared, &state, destroy)?;
+            if !self.backend.seals_secrets() && needs_secrets(&prepared, &plan) {
+                return Err(EngineError::State(stackwright_state::StateError::Secrets {
+                    stack: stack.to_owned(),
+                    source: stackwright_state::SecretsError::NoProvider,
+                }));
+            }
             if !confirm(&plan, &drift) {
                 return Ok::<_, EngineError>((plan, drift, None, reconciled));
             }
@@ -258,7 +270,7 @@ impl Engine {
 
     /// Reads every resource and records what changed outside the program.
     pub async fn refresh(&self, stack: &str, program: &Program) -> Result<Vec<Drift>, EngineError> {
-        let prepared = plan::prepare(build(program, stack)?)?;
+        let prepared = plan::prepare(build(program, stack, &self.settings)?)?;
         let (_lock, state) = self.begin(stack).await?;
         let shared = Arc::new(Mutex::new(state.clone()));
         let journal = self.backend.open_journal(stack, state.serial).await?;
@@ -304,6 +316,18 @@ fn checked_plan(prepared: &mut Prepared, state: &StackState, destroy: bool) -> R
         return Err(EngineError::Protected(planned.protected));
     }
     Ok(planned.plan)
+}
+
+/// Whether applying the plan would store a secret: a secret argument, or a provider output the
+/// schema marks secret.
+fn needs_secrets(prepared: &Prepared, plan: &Plan) -> bool {
+    let index: HashMap<&Urn, usize> = prepared.regs.iter().enumerate().map(|(i, r)| (&r.urn, i)).collect();
+    plan.steps.iter().filter(|s| s.op.is_change()).any(|step| {
+        let secret_outputs =
+            index.get(&step.urn).is_some_and(|i| prepared.bound[*i].handler.outputs_schema().iter().any(|f| f.secret));
+        secret_outputs
+            || step.changes.iter().any(|c| c.new.as_ref().is_some_and(stackwright_core::value::contains_secret))
+    })
 }
 
 /// Settles operations a previous run started but never confirmed: a create is adopted if the

@@ -4,6 +4,7 @@
 
 pub mod builtin;
 mod cli;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod stack;
 
 pub use builtin::data::{Data, DataArgs, DataOutputs};
 pub use cli::{run, run_with_args};
+pub use config::{Config, ConfigError};
 pub use engine::{Engine, PreviewReport, RetryPolicy, Settings, UpReport};
 pub use error::{DeclarationError, EngineError};
 pub use executor::Failure;

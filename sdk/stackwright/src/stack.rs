@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use stackwright_core::{Output, Path, Provider, Resource, ResourceRef, Urn, collect_dependencies};
 
+use crate::config::Config;
 use crate::error::DeclarationError;
 use crate::options::ResourceOptions;
 
@@ -39,12 +40,19 @@ pub struct Stack {
     pub(crate) errors: Vec<DeclarationError>,
     pub(crate) providers: Vec<Provider>,
     pub(crate) exports: Vec<(String, ArgsFn)>,
+    config: Arc<Config>,
 }
 
 impl Stack {
     /// An empty stack named `name`, with the built-in provider registered.
     pub fn new(name: &str) -> Self {
+        Self::with_config(name, Arc::new(Config::empty(name)))
+    }
+
+    /// An empty stack with its configuration.
+    pub fn with_config(name: &str, config: Arc<Config>) -> Self {
         Stack {
+            config,
             name: name.to_owned(),
             registrations: Vec::new(),
             index: HashMap::new(),
@@ -52,6 +60,11 @@ impl Stack {
             providers: vec![crate::builtin::provider()],
             exports: Vec::new(),
         }
+    }
+
+    /// The stack's configuration (`Stackwright.<stack>.toml`).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The stack's name (`dev`, `staging`, `prod`).

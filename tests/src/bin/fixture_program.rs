@@ -4,13 +4,15 @@
 //!
 //! Environment: `SW_WORLD` (world directory, required), `SW_N` (resources, default 30),
 //! `SW_GEN` (generation: changes values, replaces some items, removes some), `SW_LATENCY_MS`,
-//! `SW_FAIL_AT` (fail the Nth provider call), `SW_ERROR_RATE` (random transient errors).
+//! `SW_FAIL_AT` (fail the Nth provider call), `SW_FAIL_KIND` (`invalid_input`, default transient),
+//! `SW_ERROR_RATE` (random errors). A secret config key `db_password` is threaded into resources.
 
 use std::time::Duration;
 
 use serde_json::json;
 use stackwright::builtin::testing::{Faults, Item, ItemArgs, TestProvider, World};
-use stackwright::{Input, ResourceOptions};
+use stackwright::core::ErrorKind;
+use stackwright::{Data, DataArgs, Input, ResourceOptions};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -24,12 +26,18 @@ fn main() -> std::process::ExitCode {
         latency: Duration::from_millis(env("SW_LATENCY_MS", 0)),
         fail_at_call: std::env::var("SW_FAIL_AT").ok().and_then(|v| v.parse().ok()),
         error_rate: env("SW_ERROR_RATE", 0.0),
+        error_kind: match std::env::var("SW_FAIL_KIND").as_deref() {
+            Ok("invalid_input") => ErrorKind::InvalidInput,
+            _ => ErrorKind::Transient,
+        },
         seed: env("SW_SEED", 1),
         ..Faults::default()
     };
     let provider = TestProvider::new(World::directory(world), faults);
     stackwright::run(move |stack| {
         stack.provider(provider.provider());
+        // A secret from the stack's configuration, threaded into an item and a derived value.
+        let password = stack.config().get_secret::<String>("db_password")?;
         // Later generations drop the last few items, so deletes happen too.
         let count = n - (generation as usize % 4).min(n);
         let mut items: Vec<stackwright::ResourceRef<Item>> = Vec::with_capacity(count);
@@ -45,15 +53,21 @@ fn main() -> std::process::ExitCode {
             if i % 7 == 3 {
                 opts = opts.delete_before_replace();
             }
+            let secret = if i == 0 { password.clone().map(Input::from) } else { None };
             let item = stack.resource_with::<Item>(
                 &format!("item-{i}"),
-                ItemArgs { value, key: Some(key.into()), secret: None },
+                ItemArgs { value, key: Some(key.into()), secret },
                 opts,
             );
             items.push(item);
         }
         if let Some(first) = items.first() {
             stack.export("first_value", first.value.clone());
+        }
+        if let Some(pw) = password {
+            let url = pw.map(|p| json!({ "url": format!("postgres://app:{p}@db.internal/app") }));
+            let echo = stack.resource::<Data>("database-url", DataArgs::new(url));
+            stack.export("database_url", echo.output.clone());
         }
         Ok(())
     })

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stackwright::state::LocalBackend;
+use stackwright::state::{Cipher, KdfParams, LocalBackend};
 use stackwright::{Drift, Engine, Plan, Program, RetryPolicy, Settings, Stack, StepOp};
 
 pub const STACK: &str = "dev";
@@ -24,8 +24,26 @@ pub fn settings() -> Settings {
     }
 }
 
+/// Cheap key derivation for tests; real stacks use the default parameters.
+pub fn fast_kdf() -> KdfParams {
+    KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }
+}
+
+pub fn cipher() -> Arc<Cipher> {
+    Arc::new(Cipher::create("test passphrase", fast_kdf()).unwrap().0)
+}
+
+/// An engine over a local backend in `dir` with a passphrase secrets provider.
 pub fn engine(dir: &Path) -> Engine {
-    Engine::new(Arc::new(LocalBackend::new(dir)), settings())
+    Engine::new(Arc::new(LocalBackend::new(dir).with_cipher(cipher())), settings())
+}
+
+/// A config file for `stack` in `project`, with a salt for `passphrase` (cheap derivation).
+pub fn write_project_config(project: &Path, stack: &str, passphrase: &str) {
+    let (_, salt) = Cipher::create(passphrase, fast_kdf()).unwrap();
+    std::fs::create_dir_all(project).unwrap();
+    std::fs::write(project.join(format!("Stackwright.{stack}.toml")), format!("encryption_salt = \"{salt}\"\n"))
+        .unwrap();
 }
 
 pub fn program(f: impl Fn(&mut Stack) + Send + Sync + 'static) -> Program {
@@ -47,4 +65,13 @@ pub fn changes(plan: &Plan) -> Vec<(String, StepOp)> {
 /// The op planned for one resource.
 pub fn op_of(plan: &Plan, name: &str) -> Option<StepOp> {
     plan.steps.iter().find(|s| s.urn.as_str() == name).map(|s| s.op)
+}
+
+/// The local backend of a CLI project, opened with the stack's passphrase.
+pub fn project_backend(state: &Path, project: &Path, stack: &str, passphrase: &str) -> LocalBackend {
+    let file = project.join(format!("Stackwright.{stack}.toml"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let salt = text.lines().find_map(|l| l.strip_prefix("encryption_salt = \"")).unwrap().trim_end_matches('"');
+    let cipher = Cipher::open(passphrase, salt, stack, &file.display().to_string()).unwrap();
+    LocalBackend::new(state).with_cipher(Arc::new(cipher))
 }

@@ -277,13 +277,17 @@ struct ItemHandler {
 }
 
 impl ItemHandler {
+    /// Runs one call with latency and faults. Injected errors quote `echo`, like APIs that
+    /// repeat the request in their error bodies, so tests can check the engine scrubs secrets.
     async fn call<T>(
         &self,
         op: &'static str,
         urn: &str,
         counts: bool,
+        echo: Option<&str>,
         work: impl FnOnce() -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
+        let echo = echo.map(|e| format!(", request secret={e}")).unwrap_or_default();
         let s = &self.state;
         let started = s.sequence.fetch_add(1, Ordering::SeqCst);
         let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -296,14 +300,15 @@ impl ItemHandler {
         }
         let n = if counts { s.calls.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
         let injected = if counts && s.faults.fail_at_call == Some(n) {
-            let mut e = ProviderError::new(s.faults.error_kind, format!("injected failure at call {n} ({op} {urn})"));
+            let mut e =
+                ProviderError::new(s.faults.error_kind, format!("injected failure at call {n} ({op} {urn}{echo})"));
             e.retry_after = s.faults.retry_after;
             Some(e)
         } else if s.faults.error_rate > 0.0 && s.rng.lock().expect("rng lock").random_bool(s.faults.error_rate.min(1.0))
         {
             let mut e = ProviderError::new(
                 s.faults.error_kind,
-                format!("injected random {} error ({op} {urn})", s.faults.error_kind),
+                format!("injected random {} error ({op} {urn}{echo})", s.faults.error_kind),
             );
             e.retry_after = s.faults.retry_after;
             Some(e)
@@ -349,7 +354,8 @@ fn args_of(item: &WorldItem) -> ItemArgs {
 #[async_trait]
 impl Handler<Item> for ItemHandler {
     async fn create(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Created<ItemOutputs>, ProviderError> {
-        self.call("create", ctx.urn.as_str(), true, || {
+        let echo = args.secret.as_ref().map(|s| s.get().as_str());
+        self.call("create", ctx.urn.as_str(), true, echo, || {
             // The operation id doubles as the object id, so `find` can recover it after a crash.
             let id = ctx.operation_id.clone();
             let item = WorldItem {
@@ -367,7 +373,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn read(&self, ctx: &OpContext, stored: &Stored<Item>) -> Result<Option<Observed<Item>>, ProviderError> {
-        self.call("read", ctx.urn.as_str(), false, || {
+        self.call("read", ctx.urn.as_str(), false, None, || {
             Ok(self.state.world.get(&stored.id).map(|item| Observed {
                 id: stored.id.clone(),
                 args: args_of(&item),
@@ -384,7 +390,8 @@ impl Handler<Item> for ItemHandler {
         args: &ItemArgs,
         _changes: &[PropertyChange],
     ) -> Result<ItemOutputs, ProviderError> {
-        self.call("update", ctx.urn.as_str(), true, || {
+        let echo = args.secret.as_ref().map(|s| s.get().as_str());
+        self.call("update", ctx.urn.as_str(), true, echo, || {
             let mut item = self
                 .state
                 .world
@@ -400,7 +407,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn delete(&self, ctx: &OpContext, stored: &Stored<Item>) -> Result<(), ProviderError> {
-        self.call("delete", ctx.urn.as_str(), true, || {
+        self.call("delete", ctx.urn.as_str(), true, None, || {
             self.state.world.remove(&stored.id);
             Ok(())
         })
@@ -408,7 +415,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn find(&self, ctx: &OpContext, _args: &ItemArgs) -> Result<Option<Created<ItemOutputs>>, ProviderError> {
-        self.call("find", ctx.urn.as_str(), false, || {
+        self.call("find", ctx.urn.as_str(), false, None, || {
             Ok(self
                 .state
                 .world
@@ -419,7 +426,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<Observed<Item>>, ProviderError> {
-        self.call("read", ctx.urn.as_str(), false, || {
+        self.call("read", ctx.urn.as_str(), false, None, || {
             Ok(self.state.world.get(id).map(|item| Observed {
                 id: id.to_owned(),
                 args: args_of(&item),

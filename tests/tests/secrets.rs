@@ -1,0 +1,211 @@
+//! Secrets never leak: a unique canary secret goes through the configuration, a provider input,
+//! a provider output, a failing and a retried provider call, and every command; stdout, stderr
+//! (with debug logging), state and configuration files must not contain it in plain text. Also
+//! the passphrase's bad paths: wrong, missing, rotated, and tampered ciphertext.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fixture-program");
+const PASSPHRASE: &str = "a long passphrase for tests";
+
+struct Project {
+    _root: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Project {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().to_owned();
+        common::write_project_config(&path.join("project"), "dev", PASSPHRASE);
+        Project { _root: root, root: path }
+    }
+
+    fn command(&self, args: &[&str], passphrase: Option<&str>) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .args(["--stack", "dev", "--state-dir"])
+            .arg(self.root.join("state"))
+            .arg("--project-dir")
+            .arg(self.root.join("project"))
+            .env("SW_WORLD", self.root.join("world"))
+            .env("SW_N", "3")
+            .env("STACKWRIGHT_LOG", "debug")
+            .env_remove("STACKWRIGHT_PASSPHRASE")
+            .env_remove("STACKWRIGHT_NEW_PASSPHRASE")
+            .stdin(Stdio::null());
+        if let Some(p) = passphrase {
+            c.env("STACKWRIGHT_PASSPHRASE", p);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args, Some(PASSPHRASE)).output().unwrap()
+    }
+
+    /// Every file under the project, state and world directories.
+    fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.insert(p.clone(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.root.join("state"), &mut out);
+        walk(&self.root.join("project"), &mut out);
+        out
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn count(haystack: &[u8], needle: &str) -> usize {
+    haystack.windows(needle.len()).filter(|w| *w == needle.as_bytes()).count()
+}
+
+#[test]
+fn a_canary_secret_never_appears_in_plain_text() {
+    let canary = format!("canary-{:016x}", rand::random::<u64>());
+    let p = Project::new();
+    let mut transcript: Vec<(String, Output)> = Vec::new();
+    let mut run_text = |name: &str, cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        let result = (out.status.code(), text(&out));
+        transcript.push((name.to_owned(), out));
+        result
+    };
+    macro_rules! run {
+        ($name:expr, $cmd:expr) => {
+            run_text($name, $cmd).0
+        };
+    }
+
+    assert_eq!(
+        run!("config set", &mut p.command(&["config", "set", "db_password", &canary, "--secret"], Some(PASSPHRASE))),
+        Some(0)
+    );
+    assert_eq!(
+        run!("config set plain", &mut p.command(&["config", "set", "region", "eu-west-1"], Some(PASSPHRASE))),
+        Some(0)
+    );
+    assert_eq!(run!("config ls", &mut p.command(&["config", "ls"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("config get", &mut p.command(&["config", "get", "db_password"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("preview", &mut p.command(&["preview"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("preview json", &mut p.command(&["preview", "--json"], Some(PASSPHRASE))), Some(0));
+    // The provider echoes the secret in its errors: once retried, once for good.
+    let (retried, retried_text) =
+        run_text("up retried", p.command(&["up", "--yes"], Some(PASSPHRASE)).env("SW_FAIL_AT", "1"));
+    assert_eq!(retried, Some(0));
+    p.command(&["destroy", "--yes"], Some(PASSPHRASE)).output().unwrap();
+    let (failed, failed_text) = run_text(
+        "up failing",
+        p.command(&["up", "--yes"], Some(PASSPHRASE)).env("SW_FAIL_AT", "1").env("SW_FAIL_KIND", "invalid_input"),
+    );
+    assert_eq!(failed, Some(1));
+    assert_eq!(run!("up", &mut p.command(&["up", "--yes"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("output", &mut p.command(&["output"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("output json", &mut p.command(&["output", "--json"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("state ls", &mut p.command(&["state", "ls"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("refresh", &mut p.command(&["refresh"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("preview refresh", &mut p.command(&["preview", "--refresh", "--json"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("stack ls", &mut p.command(&["stack", "ls"], Some(PASSPHRASE))), Some(0));
+    assert_eq!(run!("graph", &mut p.command(&["graph"], Some(PASSPHRASE))), Some(0));
+
+    assert!(retried_text.contains("request secret=[secret]"), "the retried error was shown, scrubbed: {retried_text}");
+    assert!(failed_text.contains("request secret=[secret]"), "the final error was shown, scrubbed: {failed_text}");
+    let mut leaks = Vec::new();
+    for (name, out) in &transcript {
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            if count(bytes, &canary) > 0 {
+                leaks.push(format!("{name} {stream}"));
+            }
+        }
+    }
+    for (path, bytes) in p.files() {
+        if count(&bytes, &canary) > 0 {
+            leaks.push(path.display().to_string());
+        }
+    }
+    println!(
+        "canary scan: {} command outputs and {} files, {} plain-text occurrences",
+        transcript.len() * 2,
+        p.files().len(),
+        leaks.len()
+    );
+    assert!(leaks.is_empty(), "the canary leaked into: {leaks:?}");
+
+    // Positive control: the canary really went through, and an explicit flag shows it.
+    let shown = p.run(&["output", "database_url", "--show-secrets"]);
+    assert!(text(&shown).contains(&canary), "{}", text(&shown));
+    let shown = p.run(&["config", "get", "db_password", "--show-secrets"]);
+    assert!(text(&shown).contains(&canary), "{}", text(&shown));
+}
+
+#[test]
+fn wrong_missing_and_rotated_passphrases() {
+    let p = Project::new();
+    assert!(p.run(&["config", "set", "db_password", "hunter22-secret", "--secret"]).status.success());
+    assert!(p.run(&["up", "--yes"]).status.success());
+    let before = p.files();
+
+    let out = p.command(&["up", "--yes"], Some("not the passphrase")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("passphrase is wrong for stack `dev`"), "{}", text(&out));
+    let out = p.command(&["preview"], None).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("STACKWRIGHT_PASSPHRASE"), "{}", text(&out));
+    assert_eq!(p.files(), before, "failed commands change nothing on disk");
+
+    let out = p
+        .command(&["stack", "change-passphrase"], Some(PASSPHRASE))
+        .env("STACKWRIGHT_NEW_PASSPHRASE", "the new passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !p.command(&["preview"], Some(PASSPHRASE)).output().unwrap().status.success(),
+        "the old passphrase no longer works"
+    );
+    let out = p.command(&["preview", "--detailed-exitcode"], Some("the new passphrase")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "rotation touches no resource: {}", text(&out));
+    let out =
+        p.command(&["config", "get", "db_password", "--show-secrets"], Some("the new passphrase")).output().unwrap();
+    assert!(text(&out).contains("hunter22-secret"));
+}
+
+#[test]
+fn tampered_ciphertext_and_malformed_config_files_are_refused() {
+    let p = Project::new();
+    assert!(p.run(&["config", "set", "db_password", "hunter22-secret", "--secret"]).status.success());
+    let file = p.root.join("project/Stackwright.dev.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let start = original.find("secure = \"v1:").unwrap() + "secure = \"v1:".len();
+    let mut tampered = original.clone().into_bytes();
+    tampered[start + 20] = if tampered[start + 20] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&file, &tampered).unwrap();
+    let out = p.run(&["preview"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("db_password") && text(&out).contains("altered"), "{}", text(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), tampered, "left as it was");
+
+    std::fs::write(&file, "encryption_salt = [unclosed\n").unwrap();
+    let out = p.run(&["preview"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("Stackwright.dev.toml") && text(&out).contains("not a valid"), "{}", text(&out));
+
+    std::fs::write(&file, &original).unwrap();
+    let out = p.run(&["config", "get", "nope"]);
+    assert!(text(&out).contains("`nope` is not set"), "{}", text(&out));
+}
