@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(observed(&stored, [&same, &more], TABLE), list(&["DELETE", "INSERT", "SELECT"]));
         assert_eq!(observed(&stored, [], TABLE), stored);
         let all = list(&["ALL"]);
-        let every = TABLE.iter().copied().collect::<Vec<_>>();
+        let every = TABLE.to_vec();
         assert_eq!(observed(&all, [&set(&every)], TABLE), all);
         assert_eq!(observed(&all, [&same], TABLE), list(&["INSERT", "SELECT"]));
     }
