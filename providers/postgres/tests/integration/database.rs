@@ -12,7 +12,7 @@ async fn database_is_created_updated_renamed_and_dropped() {
     let name = h.cleanup.database(&unique("lifecycle"));
     let renamed = h.cleanup.database(&format!("{name} Renamed"));
 
-    let declare = |db_name: String, limit: i32, allow: bool| {
+    let declare = |db_name: String, limit: i32, allow: bool, template: bool| {
         let owner = owner.clone();
         move |stack: &mut stackwright::Stack| {
             let role = stack.resource::<Role>("owner", RoleArgs::new(owner.clone()));
@@ -22,12 +22,13 @@ async fn database_is_created_updated_renamed_and_dropped() {
                     owner: Some(role.name.clone().into()),
                     connection_limit: limit,
                     allow_connections: allow,
+                    is_template: template,
                     ..DatabaseArgs::new(db_name.clone())
                 },
             );
         }
     };
-    let v1 = h.program(declare(name.clone(), 3, true));
+    let v1 = h.program(declare(name.clone(), 3, true, false));
     h.up(&v1).await;
     let row = one(
         "postgres",
@@ -44,20 +45,20 @@ async fn database_is_created_updated_renamed_and_dropped() {
     assert_no_changes(&h.preview(&v1, true).await.plan);
 
     // In-place update.
-    let v2 = h.program(declare(name.clone(), 10, false));
+    let v2 = h.program(declare(name.clone(), 10, false, true));
     let plan = h.preview(&v2, false).await.plan;
     assert_eq!(step(&plan, "db"), StepOp::Update);
     h.up(&v2).await;
     let row = one(
         "postgres",
-        "SELECT concat_ws('|', datconnlimit, datallowconn) FROM pg_database WHERE datname = $1",
+        "SELECT concat_ws('|', datconnlimit, datallowconn, datistemplate) FROM pg_database WHERE datname = $1",
         &[&name],
     )
     .await;
-    assert_eq!(row.as_deref(), Some("10|f"));
+    assert_eq!(row.as_deref(), Some("10|f|t"));
 
     // A new name is a rename, not a replacement.
-    let v3 = h.program(declare(renamed.clone(), 10, false));
+    let v3 = h.program(declare(renamed.clone(), 10, true, true));
     assert_eq!(step(&h.preview(&v3, false).await.plan, "db"), StepOp::Update);
     h.up(&v3).await;
     let names =
@@ -65,7 +66,11 @@ async fn database_is_created_updated_renamed_and_dropped() {
     assert_eq!(names, vec![Some(renamed.clone())]);
     assert_no_changes(&h.preview(&v3, true).await.plan);
 
+    // A session still connected does not stop the drop (nor does being a template).
+    let session = connect(&renamed).await;
+    session.query_one("SELECT 1", &[]).await.expect("connected");
     h.destroy(&v3).await;
+    assert!(session.query_one("SELECT 1", &[]).await.is_err(), "the session was terminated");
     let left =
         query("postgres", "SELECT datname::text FROM pg_database WHERE datname IN ($1, $2)", &[&name, &renamed]).await;
     assert!(left.is_empty(), "{left:?}");

@@ -66,6 +66,15 @@ async fn dropping_an_extension_removes_it_from_the_database() {
         h.program(move |stack| {
             let database = stack.resource::<Database>("db", DatabaseArgs::new(db.clone()));
             stack.resource::<Extension>("citext", ExtensionArgs::new(&database.name, "citext"));
+            // `earthdistance` requires `cube`: `cascade` installs it too.
+            stack.resource::<Extension>(
+                "earthdistance",
+                ExtensionArgs {
+                    cascade: true,
+                    drop_cascade: true,
+                    ..ExtensionArgs::new(&database.name, "earthdistance")
+                },
+            );
         })
     };
     let without = {
@@ -75,10 +84,15 @@ async fn dropping_an_extension_removes_it_from_the_database() {
         })
     };
     h.up(&with_ext).await;
-    assert_eq!(query(&db, "SELECT extname::text FROM pg_extension WHERE extname = 'citext'", &[]).await.len(), 1);
+    let installed = "SELECT extname::text FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1";
+    assert_eq!(
+        query(&db, installed, &[]).await,
+        vec![Some("citext".to_owned()), Some("cube".to_owned()), Some("earthdistance".to_owned())]
+    );
+    assert_no_changes(&h.preview(&with_ext, true).await.plan);
     let plan = h.preview(&without, false).await.plan;
     assert_eq!(step(&plan, "citext"), StepOp::Delete);
     h.up(&without).await;
-    assert!(query(&db, "SELECT extname::text FROM pg_extension WHERE extname = 'citext'", &[]).await.is_empty());
+    assert_eq!(query(&db, installed, &[]).await, vec![Some("cube".to_owned())]);
     h.destroy(&without).await;
 }

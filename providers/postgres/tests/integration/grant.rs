@@ -144,3 +144,81 @@ async fn database_schema_and_all_tables_grants() {
 
     h.destroy(&program).await;
 }
+
+#[tokio::test]
+async fn sequence_function_and_public_grants() {
+    let mut h = Harness::new();
+    let db = h.cleanup.database(&unique("grant_routines"));
+    let app = h.cleanup.role(&unique("App Role"));
+    let declare = |with_grants: bool| {
+        let (d, a) = (db.clone(), app.clone());
+        move |stack: &mut stackwright::Stack| {
+            let database = stack.resource::<Database>("db", DatabaseArgs::new(d.clone()));
+            let role = stack.resource::<Role>("app", RoleArgs::new(a.clone()));
+            if !with_grants {
+                return;
+            }
+            stack.resource::<Grant>(
+                "sequence",
+                GrantArgs::new(&database.name, &role.name, GrantObject::Sequence, &["usage", "select"])
+                    .in_schema("public")
+                    .on(&["Counter Seq"]),
+            );
+            stack.resource::<Grant>(
+                "function",
+                GrantArgs::new(&database.name, &role.name, GrantObject::Function, &["execute"])
+                    .in_schema("public")
+                    .on(&["Add Two(integer, integer)"]),
+            );
+            // Nobody but granted roles may connect: revoke everything PUBLIC has on the database.
+            stack.resource::<Grant>("no-public", GrantArgs::new(&database.name, "public", GrantObject::Database, &[]));
+        }
+    };
+    h.up(&h.program(declare(false))).await;
+    sql(
+        &db,
+        "CREATE SEQUENCE \"Counter Seq\";
+         CREATE FUNCTION \"Add Two\"(a integer, b integer) RETURNS integer LANGUAGE sql AS 'SELECT a + b';
+         REVOKE EXECUTE ON FUNCTION \"Add Two\"(integer, integer) FROM PUBLIC",
+    )
+    .await;
+    let program = h.program(declare(true));
+    h.up(&program).await;
+    let checks = one(
+        &db,
+        "SELECT concat_ws('|',
+                has_sequence_privilege($1, '\"Counter Seq\"', 'USAGE'),
+                has_sequence_privilege($1, '\"Counter Seq\"', 'UPDATE'),
+                has_function_privilege($1, '\"Add Two\"(integer, integer)', 'EXECUTE'),
+                (SELECT count(*) FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $2 AND a.grantee = 0))",
+        &[&app, &db],
+    )
+    .await;
+    assert_eq!(checks.as_deref(), Some("t|f|t|0"));
+    assert_no_changes(&h.preview(&program, true).await.plan);
+
+    // PUBLIC gets CONNECT back by hand: drift on the PUBLIC grant, repaired.
+    sql("postgres", &format!("GRANT CONNECT ON DATABASE \"{db}\" TO PUBLIC")).await;
+    let preview = h.preview(&program, true).await;
+    assert_eq!(step(&preview.plan, "no-public"), StepOp::Update);
+    h.up_refresh(&program).await;
+    let public = one(
+        "postgres",
+        "SELECT count(*)::text FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1 AND a.grantee = 0",
+        &[&db],
+    )
+    .await;
+    assert_eq!(public.as_deref(), Some("0"));
+
+    // Removing the grants revokes them.
+    h.up(&h.program(declare(false))).await;
+    let after = one(
+        &db,
+        "SELECT concat_ws('|', has_sequence_privilege($1, '\"Counter Seq\"', 'USAGE'),
+                               has_function_privilege($1, '\"Add Two\"(integer, integer)', 'EXECUTE'))",
+        &[&app],
+    )
+    .await;
+    assert_eq!(after.as_deref(), Some("f|f"));
+    h.destroy(&h.program(declare(false))).await;
+}

@@ -118,6 +118,68 @@ async fn role_connection_limit_drift_is_shown_and_repaired() {
 }
 
 #[tokio::test]
+async fn a_changed_password_is_set_and_an_unchanged_one_is_not() {
+    let mut h = Harness::new();
+    let name = h.cleanup.role(&unique("pw"));
+    let declare = |password: &'static str| {
+        let n = name.clone();
+        move |stack: &mut stackwright::Stack| {
+            let password = Some(password.to_owned().into());
+            stack.resource::<Role>("role", RoleArgs { login: true, password, ..RoleArgs::new(n.clone()) });
+        }
+    };
+    let verifier = || {
+        let name = name.clone();
+        async move { one("postgres", "SELECT rolpassword FROM pg_authid WHERE rolname = $1", &[&name]).await }
+    };
+    let first = h.program(declare("first-Secret"));
+    h.up(&first).await;
+    let v1 = verifier().await.expect("a password is set");
+    assert!(v1.starts_with("SCRAM-SHA-256$4096:"), "{v1}");
+    h.up_refresh(&first).await;
+    assert_eq!(verifier().await.as_deref(), Some(v1.as_str()), "an unchanged password is not reset");
+    let second = h.program(declare("second-Secret"));
+    let plan = h.preview(&second, false).await.plan;
+    assert_eq!(changed_paths(&plan, "role"), vec!["password"]);
+    assert!(!stackwright::render::plan(&plan).contains("second-Secret"), "the plan hides the password");
+    h.up(&second).await;
+    let v2 = verifier().await.expect("a password is set");
+    assert!(v2.starts_with("SCRAM-SHA-256$") && v2 != v1, "{v2}");
+    h.destroy(&second).await;
+}
+
+#[tokio::test]
+async fn deleting_a_role_reassigns_what_it_owns_to_an_heir() {
+    let mut h = Harness::new();
+    let db = h.cleanup.database(&unique("heritage"));
+    let heir = h.cleanup.role(&unique("Heir"));
+    let name = h.cleanup.role(&unique("leaver"));
+    let (d, n, hr) = (db.clone(), name.clone(), heir.clone());
+    let program = h.program(move |stack| {
+        stack.resource::<Database>("db", DatabaseArgs::new(d.clone()));
+        let heir = stack.resource::<Role>("heir", RoleArgs::new(hr.clone()));
+        stack.resource_with::<Role>(
+            "leaver",
+            RoleArgs { reassign_owned_to: Some(hr.clone()), ..RoleArgs::new(n.clone()) },
+            stackwright::ResourceOptions::new().depends_on(&heir),
+        );
+    });
+    h.up(&program).await;
+    sql(&db, &format!("CREATE TABLE inherited (id int); ALTER TABLE inherited OWNER TO {name}")).await;
+    let (d, hr) = (db.clone(), heir.clone());
+    let without = h.program(move |stack| {
+        stack.resource::<Database>("db", DatabaseArgs::new(d.clone()));
+        stack.resource::<Role>("heir", RoleArgs::new(hr.clone()));
+    });
+    h.up(&without).await;
+    assert!(query("postgres", "SELECT rolname::text FROM pg_roles WHERE rolname = $1", &[&name]).await.is_empty());
+    let owner = one(&db, "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE relname = 'inherited'", &[]).await;
+    assert_eq!(owner.as_deref(), Some(heir.as_str()));
+    sql(&db, "DROP TABLE inherited").await;
+    h.destroy(&without).await;
+}
+
+#[tokio::test]
 async fn deleting_a_role_drops_what_it_owns_in_other_databases() {
     let mut h = Harness::new();
     let db = h.cleanup.database(&unique("owned"));
