@@ -94,6 +94,12 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
     e.as_db_error().map(|db| db.code().code())
 }
 
+/// Whether a provider error made by [`pg_error`] carries `code` (for decisions after a helper
+/// already turned the driver error into a provider error).
+pub fn has_sqlstate(e: &ProviderError, code: &str) -> bool {
+    e.message.contains(&format!("(SQLSTATE {code}"))
+}
+
 /// Adds `.on(subject)` to driver results, mapping errors with [`pg_error`].
 pub trait PgResultExt<T> {
     /// Maps the error to a provider error about `subject`.

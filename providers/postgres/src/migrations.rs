@@ -63,6 +63,10 @@ pub struct MigrationsArgs {
     pub history_table: String,
     /// The files, in order (from [`MigrationsArgs::from_dir`]).
     pub migrations: Vec<MigrationFile>,
+    /// The role the migrations run as (`SET LOCAL ROLE`), so it owns what they create and its
+    /// default privileges apply; the provider's login when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<Input<String>>,
 }
 
 fn default_history_schema() -> String {
@@ -112,11 +116,25 @@ impl MigrationsArgs {
             history_schema: default_history_schema(),
             history_table: default_history_table(),
             migrations,
+            run_as: None,
         })
+    }
+
+    /// The same migrations, run as `role`.
+    pub fn run_as(mut self, role: impl Into<Input<String>>) -> Self {
+        self.run_as = Some(role.into());
+        self
     }
 
     fn id(&self) -> String {
         join_id(&[self.database.get(), &self.history_schema, &self.history_table])
+    }
+
+    fn set_role_sql(&self) -> String {
+        match &self.run_as {
+            Some(role) => format!("SET LOCAL ROLE {}", quote_ident(role.get())),
+            None => "SELECT 1".to_owned(),
+        }
     }
 
     fn describe(&self) -> String {
@@ -219,6 +237,7 @@ impl MigrationsHandler {
             let tx = client.transaction().await.on(&subject)?;
             tx.batch_execute(&format!(
                 "{lock};
+                 {set_role};
                  CREATE SCHEMA IF NOT EXISTS {schema};
                  CREATE TABLE IF NOT EXISTS {table} (
                      version text PRIMARY KEY,
@@ -227,6 +246,7 @@ impl MigrationsHandler {
                      execution_ms bigint NOT NULL
                  )",
                 lock = args.lock_sql(),
+                set_role = args.set_role_sql(),
                 schema = quote_ident(&args.history_schema),
                 table = args.table()
             ))
@@ -251,7 +271,7 @@ impl MigrationsHandler {
                 .map_err(|_| ProviderError::invalid_input(format!("{subject}: {} is not UTF-8", path.display())))?;
             let started = Instant::now();
             let tx = client.transaction().await.on(&subject)?;
-            tx.batch_execute(&args.lock_sql()).await.on(&subject)?;
+            tx.batch_execute(&format!("{};\n{}", args.lock_sql(), args.set_role_sql())).await.on(&subject)?;
             let recorded = tx
                 .query_opt(&format!("SELECT checksum FROM {} WHERE version = $1", args.table()), &[&m.version])
                 .await
@@ -305,6 +325,7 @@ impl Handler<Migrations> for MigrationsHandler {
         check_ident(&mut failures, "database", Some(&args.database));
         check_ident(&mut failures, "history_schema", Some(&Input::Value(args.history_schema.clone())));
         check_ident(&mut failures, "history_table", Some(&Input::Value(args.history_table.clone())));
+        check_ident(&mut failures, "run_as", args.run_as.as_ref());
         if args.migrations.windows(2).any(|w| w[0].version >= w[1].version) {
             failures.push(CheckFailure::at("migrations", "versions must be unique and in ascending order"));
         }
@@ -358,6 +379,7 @@ impl Handler<Migrations> for MigrationsHandler {
             history_schema: parts[1].clone(),
             history_table: parts[2].clone(),
             migrations: Vec::new(),
+            run_as: None,
         };
         let subject = args.describe();
         let client = match self.conns.get(args.database.get(), &subject).await {
@@ -385,6 +407,7 @@ mod tests {
             history_schema: default_history_schema(),
             history_table: default_history_table(),
             migrations: files,
+            run_as: None,
         }
     }
 

@@ -14,13 +14,13 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    Stored,
+    Args, CheckFailure, Created, ErrorKind, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
+    ProviderError, Resource, Stored,
 };
 
 use crate::common::{check_ident, generate_password, is_false, is_public, subject, yes};
 use crate::connection::Connections;
-use crate::error::{PgResultExt, already_exists, not_found_is_failure, sqlstate};
+use crate::error::{PgResultExt, already_exists, has_sqlstate, not_found_is_failure, sqlstate};
 use crate::ident::{quote_ident, quote_literal, validate_ident};
 
 /// The `postgres:Role` resource type. Its id is the role name it was created with.
@@ -488,7 +488,7 @@ impl Handler<Role> for RoleHandler {
         }
         statements.extend(membership_and_settings(args, existing.as_ref()));
         match self.run(&mut client, &statements, &subject).await {
-            Err(e) if e.message.contains("SQLSTATE 42710") => return Err(conflict()),
+            Err(e) if has_sqlstate(&e, "42710") => return Err(conflict()),
             other => other?,
         }
         Ok(Created { id: name.clone(), outputs: RoleOutputs { name: name.clone(), password } })
@@ -565,7 +565,19 @@ impl Handler<Role> for RoleHandler {
                     statements.push(format!("REASSIGN OWNED BY {q} TO {}", quote_ident(to)));
                 }
                 statements.push(format!("DROP OWNED BY {q}"));
-                let mut c = self.conns.get(db, &subject).await.map_err(not_found_is_failure)?;
+                let mut c = match self.conns.get(db, &subject).await {
+                    // Dropped meanwhile (perhaps by this same run): nothing of the role is left there.
+                    Err(e) if e.kind == ErrorKind::NotFound => continue,
+                    // Closed to connections, as a database is while it is being dropped: try again.
+                    Err(e) if has_sqlstate(&e, "55000") => {
+                        return Err(ProviderError::transient(format!(
+                            "{} (if the database stays closed, allow connections to it so the role's objects \
+                             there can be reassigned or dropped)",
+                            e.message
+                        )));
+                    }
+                    other => other?,
+                };
                 self.run(&mut c, &statements, &format!("{subject} (in database {})", quote_ident(db)))
                     .await
                     .map_err(not_found_is_failure)?;

@@ -2,7 +2,10 @@
 //! edited applied file is refused with a clear error, and the output says the version.
 
 use stackwright::StepOp;
-use stackwright_postgres::{Database, DatabaseArgs, Migrations, MigrationsArgs};
+use stackwright_postgres::{
+    Database, DatabaseArgs, DefaultObject, DefaultPrivileges, DefaultPrivilegesArgs, Migrations, MigrationsArgs, Role,
+    RoleArgs,
+};
 
 use crate::common::*;
 
@@ -102,5 +105,57 @@ async fn a_new_file_that_sorts_before_applied_ones_is_refused() {
     let failures = h.up_failing(&program).await;
     assert!(failures.iter().any(|f| f.contains("001_a") && f.contains("sorts before 002_b")), "{failures:?}");
     assert!(query(&db, "SELECT relname::text FROM pg_class WHERE relname = 'a'", &[]).await.is_empty());
+    h.destroy(&program).await;
+}
+
+#[tokio::test]
+async fn migrations_run_as_their_owner_so_default_privileges_apply() {
+    let mut h = Harness::new();
+    let db = h.cleanup.database(&unique("migrate_as"));
+    let migrator = h.cleanup.role(&unique("Migrator"));
+    let app = h.cleanup.role(&unique("app"));
+    let folder = h.dir.path().join("migrations");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("001_accounts.sql"), "CREATE TABLE accounts (id int);").unwrap();
+    let program = {
+        let (db, migrator, app, folder) = (db.clone(), migrator.clone(), app.clone(), folder.clone());
+        h.program(move |stack| {
+            let owner =
+                stack.resource::<Role>("migrator", RoleArgs { drop_owned: true, ..RoleArgs::new(migrator.clone()) });
+            let user = stack.resource::<Role>("app", RoleArgs { drop_owned: true, ..RoleArgs::user(app.clone()) });
+            let database = stack.resource::<Database>(
+                "db",
+                DatabaseArgs { owner: Some(owner.name.clone().into()), ..DatabaseArgs::new(db.clone()) },
+            );
+            let defaults = stack.resource::<DefaultPrivileges>(
+                "defaults",
+                DefaultPrivilegesArgs::new(
+                    &database.name,
+                    &owner.name,
+                    &user.name,
+                    DefaultObject::Tables,
+                    &["SELECT", "INSERT"],
+                )
+                .in_schema("public"),
+            );
+            stack.resource_with::<Migrations>(
+                "migrations",
+                MigrationsArgs::from_dir(&database.name, &folder).expect("folder reads").run_as(&owner.name),
+                stackwright::ResourceOptions::new().depends_on(&defaults),
+            );
+        })
+    };
+    h.up(&program).await;
+    let facts = one(
+        &db,
+        "SELECT concat_ws('|', pg_get_userbyid(c.relowner), has_table_privilege($1, 'accounts', 'INSERT'),
+                          has_table_privilege($1, 'accounts', 'DELETE'),
+                          (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'stackwright_migrations'))
+           FROM pg_class c WHERE c.relname = 'accounts'",
+        &[&app],
+    )
+    .await;
+    assert_eq!(facts, Some(format!("{migrator}|t|f|{migrator}")));
+    assert_no_changes(&h.preview(&program, true).await.plan);
     h.destroy(&program).await;
 }
