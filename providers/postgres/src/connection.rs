@@ -86,6 +86,13 @@ impl Connections {
         self.config.validate()?;
         let pool = self.pool(database)?;
         pool.get().await.map_err(|e| match e {
+            // A database closed to connections (as it is while being dropped) may open again.
+            PoolError::Backend(e) if crate::error::sqlstate(&e) == Some("55000") => {
+                let mut err = pg_error(&format!("{subject} (connecting to database \"{database}\")"), &e);
+                err.kind = stackwright_core::ErrorKind::Transient;
+                err.message.push_str("; if it stays closed, allow connections to it (`allow_connections`)");
+                err
+            }
             PoolError::Backend(e) => pg_error(&format!("{subject} (connecting to database \"{database}\")"), &e),
             PoolError::Timeout(t) => ProviderError::transient(format!(
                 "{subject}: timed out waiting for a connection to \"{database}\" ({t:?})"

@@ -17,7 +17,7 @@ use stackwright_core::{
 use crate::common::{check_ident, grantee_sql, is_false, role_oid};
 use crate::connection::Connections;
 use crate::error::PgResultExt;
-use crate::ident::{join_id, quote_ident, split_id};
+use crate::ident::{join_id, quote_ident, quote_literal, split_id};
 use crate::privileges;
 
 /// The `postgres:DefaultPrivileges` resource type. Its id is
@@ -184,6 +184,13 @@ impl DefaultPrivilegesArgs {
         s
     }
 
+    /// Serializes changes to one owner's default privileges in one schema (concurrent changes to
+    /// the same `pg_default_acl` row fail with "tuple concurrently updated").
+    fn lock_sql(&self) -> String {
+        let key = format!("stackwright-defacl:{}:{}", self.owner.get(), self.schema_name().unwrap_or(""));
+        format!("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext({}))", quote_literal(&key))
+    }
+
     fn revoke_sql(&self) -> String {
         format!(
             "{} REVOKE ALL ON {} FROM {}",
@@ -226,15 +233,17 @@ impl DefaultPrivilegesHandler {
         let subject = args.describe();
         let mut client = self.conns.get(args.database.get(), &subject).await?;
         let tx = client.transaction().await.on(&subject)?;
-        tx.batch_execute(&args.converge_sql().join(";\n")).await.on(&subject)?;
+        tx.batch_execute(&format!("{};\n{}", args.lock_sql(), args.converge_sql().join(";\n"))).await.on(&subject)?;
         tx.commit().await.on(&subject)?;
         Ok(DefaultPrivilegesOutputs { privileges: privileges::normalized(&args.privileges).into_iter().collect() })
     }
 
     async fn revoke(&self, args: &DefaultPrivilegesArgs) -> Result<(), ProviderError> {
         let subject = args.describe();
-        let client = self.conns.get(args.database.get(), &subject).await?;
-        client.batch_execute(&args.revoke_sql()).await.on(&subject)
+        let mut client = self.conns.get(args.database.get(), &subject).await?;
+        let tx = client.transaction().await.on(&subject)?;
+        tx.batch_execute(&format!("{};\n{}", args.lock_sql(), args.revoke_sql())).await.on(&subject)?;
+        tx.commit().await.on(&subject)
     }
 
     async fn observe(

@@ -83,7 +83,15 @@ pub fn pg_error(subject: &str, e: &tokio_postgres::Error) -> ProviderError {
             if let Some(hint) = db.hint() {
                 message.push_str(&format!("; hint: {hint}"));
             }
-            ProviderError::new(kind_for_sqlstate(code), message)
+            // Two sessions changed the same catalog row at once ("tuple concurrently updated" for
+            // concurrent GRANTs on one object, "… deleted" for DROP OWNED while the objects are
+            // being dropped): this statement changed nothing, and trying again succeeds.
+            let kind = if code == "XX000" && db.message().starts_with("tuple concurrently ") {
+                ErrorKind::Transient
+            } else {
+                kind_for_sqlstate(code)
+            };
+            ProviderError::new(kind, message)
         }
         None => ProviderError::transient(format!("{subject}: the connection to PostgreSQL failed: {e}")),
     }

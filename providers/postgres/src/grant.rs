@@ -21,7 +21,7 @@ use stackwright_core::{
 use crate::common::{check_ident, grantee_sql, is_false, role_oid};
 use crate::connection::Connections;
 use crate::error::PgResultExt;
-use crate::ident::{join_id, quote_ident, quote_qualified, split_id};
+use crate::ident::{join_id, quote_ident, quote_literal, quote_qualified, split_id};
 use crate::privileges;
 
 /// The `postgres:Grant` resource type. Its id is `database.role.object_type[.schema[.object…]]`.
@@ -338,10 +338,24 @@ fn target_sql(args: &GrantArgs) -> String {
     }
 }
 
+/// Serializes ACL changes on one target: concurrent `GRANT`s on the same object fail with
+/// "tuple concurrently updated". Everything in one schema shares a lock (an all-tables grant
+/// and a table grant touch the same rows).
+fn lock_sql(args: &GrantArgs) -> String {
+    let key = match args.object_type {
+        GrantObject::Database => format!("database:{}", args.database.get()),
+        _ => format!("schema:{}", args.schema_name()),
+    };
+    format!(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext({}))",
+        quote_literal(&format!("stackwright-acl:{key}"))
+    )
+}
+
 /// The statements that make the grantee hold exactly the listed privileges.
 fn converge_sql(args: &GrantArgs) -> Vec<String> {
     let (target, grantee) = (target_sql(args), grantee_sql(args.role.get()));
-    let mut out = vec![format!("REVOKE ALL PRIVILEGES ON {target} FROM {grantee}")];
+    let mut out = vec![lock_sql(args), format!("REVOKE ALL PRIVILEGES ON {target} FROM {grantee}")];
     if !args.privileges.is_empty() {
         let option = if args.with_grant_option { " WITH GRANT OPTION" } else { "" };
         out.push(format!("GRANT {} ON {target} TO {grantee}{option}", privileges::sql_list(&args.privileges)));
@@ -374,12 +388,13 @@ impl GrantHandler {
 
     async fn revoke(&self, args: &GrantArgs) -> Result<(), ProviderError> {
         let subject = args.describe();
-        let client = self.client(args, &subject).await?;
+        let mut client = self.client(args, &subject).await?;
         let grantee = grantee_sql(args.role.get());
-        client
-            .batch_execute(&format!("REVOKE ALL PRIVILEGES ON {} FROM {grantee}", target_sql(args)))
+        let tx = client.transaction().await.on(&subject)?;
+        tx.batch_execute(&format!("{};\nREVOKE ALL PRIVILEGES ON {} FROM {grantee}", lock_sql(args), target_sql(args)))
             .await
-            .on(&subject)
+            .on(&subject)?;
+        tx.commit().await.on(&subject)
     }
 
     async fn observe(&self, stored: &GrantArgs, id: &str) -> Result<Option<Observed<Grant>>, ProviderError> {
@@ -504,8 +519,8 @@ mod tests {
             .in_schema("My Schema")
             .on(&["users", r#"odd"name"#]);
         assert_eq!(
-            converge_sql(&args),
-            vec![
+            converge_sql(&args)[1..],
+            [
                 r#"REVOKE ALL PRIVILEGES ON TABLE "My Schema"."users", "My Schema"."odd""name" FROM "Read Only""#,
                 r#"GRANT INSERT, SELECT ON TABLE "My Schema"."users", "My Schema"."odd""name" TO "Read Only""#,
             ]
@@ -514,13 +529,14 @@ mod tests {
             with_grant_option: true,
             ..GrantArgs::new("my db", "public", GrantObject::Database, &["connect"])
         };
-        assert_eq!(converge_sql(&args)[1], r#"GRANT CONNECT ON DATABASE "my db" TO PUBLIC WITH GRANT OPTION"#);
+        assert_eq!(converge_sql(&args)[2], r#"GRANT CONNECT ON DATABASE "my db" TO PUBLIC WITH GRANT OPTION"#);
         let args = GrantArgs::new("app", "r", GrantObject::Function, &["execute"])
             .in_schema("s")
             .on(&["Add(integer, integer)"]);
         assert_eq!(target_sql(&args), r#"FUNCTION "s"."Add"(integer, integer)"#);
         let revoke_only = GrantArgs::new("app", "r", GrantObject::AllTablesInSchema, &[]).in_schema("s");
-        assert_eq!(converge_sql(&revoke_only), vec![r#"REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA "s" FROM "r""#]);
+        assert_eq!(converge_sql(&revoke_only)[1..], [r#"REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA "s" FROM "r""#]);
+        assert!(converge_sql(&revoke_only)[0].starts_with("SELECT pg_catalog.pg_advisory_xact_lock"));
     }
 
     #[test]

@@ -568,14 +568,6 @@ impl Handler<Role> for RoleHandler {
                 let mut c = match self.conns.get(db, &subject).await {
                     // Dropped meanwhile (perhaps by this same run): nothing of the role is left there.
                     Err(e) if e.kind == ErrorKind::NotFound => continue,
-                    // Closed to connections, as a database is while it is being dropped: try again.
-                    Err(e) if has_sqlstate(&e, "55000") => {
-                        return Err(ProviderError::transient(format!(
-                            "{} (if the database stays closed, allow connections to it so the role's objects \
-                             there can be reassigned or dropped)",
-                            e.message
-                        )));
-                    }
                     other => other?,
                 };
                 self.run(&mut c, &statements, &format!("{subject} (in database {})", quote_ident(db)))

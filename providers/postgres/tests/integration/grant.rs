@@ -222,3 +222,41 @@ async fn sequence_function_and_public_grants() {
     assert_eq!(after.as_deref(), Some("f|f"));
     h.destroy(&h.program(declare(false))).await;
 }
+
+#[tokio::test]
+async fn many_grants_on_one_object_apply_concurrently() {
+    // Concurrent GRANTs on one object collide in the catalog ("tuple concurrently updated");
+    // the provider serializes them.
+    let mut h = Harness::new();
+    let db = h.cleanup.database(&unique("grant_many"));
+    let roles: Vec<String> = (0..6).map(|i| h.cleanup.role(&unique(&format!("member{i}")))).collect();
+    let (d, rs) = (db.clone(), roles.clone());
+    let program = h.program(move |stack| {
+        let database = stack.resource::<Database>("db", DatabaseArgs::new(d.clone()));
+        let schema = stack.resource::<Schema>("schema", SchemaArgs::new(&database.name, "shared"));
+        for (i, r) in rs.iter().enumerate() {
+            let role = stack.resource::<Role>(&format!("role{i}"), RoleArgs::new(r.clone()));
+            stack.resource::<Grant>(
+                &format!("connect{i}"),
+                GrantArgs::new(&database.name, &role.name, GrantObject::Database, &["CONNECT"]),
+            );
+            stack.resource::<Grant>(
+                &format!("usage{i}"),
+                GrantArgs::new(&database.name, &role.name, GrantObject::Schema, &["USAGE"]).in_schema(&schema.name),
+            );
+        }
+    });
+    h.up(&program).await;
+    for r in &roles {
+        let ok = one(
+            &db,
+            "SELECT has_database_privilege($1, current_database(), 'CONNECT')::text
+                    || has_schema_privilege($1, 'shared', 'USAGE')::text",
+            &[r],
+        )
+        .await;
+        assert_eq!(ok.as_deref(), Some("truetrue"), "{r}");
+    }
+    assert_no_changes(&h.preview(&program, true).await.plan);
+    h.destroy(&program).await;
+}
