@@ -83,6 +83,18 @@ pub(crate) async fn role_oid(
     Ok(row.map(|r| r.get(0)))
 }
 
+/// The comment put on a database, role or schema the provider creates. It names the operation,
+/// so a create that is retried, or a crash recovery (`find`), recognises the object as the one
+/// its own operation made rather than taking over somebody else's.
+pub(crate) fn creation_comment(operation_id: &str) -> String {
+    format!("managed by Stackwright; created by operation {operation_id}")
+}
+
+/// Whether an object's comment says `operation_id` created it.
+pub(crate) fn created_by(comment: Option<&str>, operation_id: &str) -> bool {
+    comment == Some(creation_comment(operation_id).as_str())
+}
+
 /// A random password: 64 hex digits (256 bits) from the server's strong random source, so the
 /// provider needs no random number generator of its own.
 pub(crate) async fn generate_password(client: &impl GenericClient, subject: &str) -> Result<String, ProviderError> {

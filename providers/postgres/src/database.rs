@@ -16,7 +16,9 @@ use stackwright_core::{
     Stored,
 };
 
-use crate::common::{check_ident, is_false, keep_if_same, loose_eq, observe_default, subject, yes};
+use crate::common::{
+    check_ident, created_by, creation_comment, is_false, keep_if_same, loose_eq, observe_default, subject, yes,
+};
 use crate::connection::Connections;
 use crate::error::{PgResultExt, already_exists, sqlstate};
 use crate::ident::{quote_ident, quote_literal};
@@ -120,6 +122,7 @@ struct Actual {
     connection_limit: i32,
     allow_connections: bool,
     is_template: bool,
+    comment: Option<String>,
 }
 
 async fn fetch(client: &impl GenericClient, name: &str, subject: &str) -> Result<Option<Actual>, ProviderError> {
@@ -127,7 +130,8 @@ async fn fetch(client: &impl GenericClient, name: &str, subject: &str) -> Result
         .query_opt(
             "SELECT d.datname::text, pg_catalog.pg_get_userbyid(d.datdba)::text,
                     pg_catalog.pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text,
-                    d.datconnlimit, d.datallowconn, d.datistemplate
+                    d.datconnlimit, d.datallowconn, d.datistemplate,
+                    pg_catalog.shobj_description(d.oid, 'pg_database')
                FROM pg_catalog.pg_database d WHERE d.datname = $1",
             &[&name],
         )
@@ -142,6 +146,7 @@ async fn fetch(client: &impl GenericClient, name: &str, subject: &str) -> Result
         connection_limit: r.get(5),
         allow_connections: r.get(6),
         is_template: r.get(7),
+        comment: r.get(8),
     }))
 }
 
@@ -276,7 +281,7 @@ impl Handler<Database> for DatabaseHandler {
         failures
     }
 
-    async fn create(&self, _ctx: &OpContext, args: &DatabaseArgs) -> Result<Created<DatabaseOutputs>, ProviderError> {
+    async fn create(&self, ctx: &OpContext, args: &DatabaseArgs) -> Result<Created<DatabaseOutputs>, ProviderError> {
         let name = args.name.get();
         let subject = subject(Database::TYPE, name);
         let client = self.conns.maintenance(&subject).await?;
@@ -289,13 +294,24 @@ impl Handler<Database> for DatabaseHandler {
                  give the resource the `delete_before_replace` option: a database name is unique.",
             )
         };
+        let comment = creation_comment(&ctx.operation_id);
         match fetch(&client, name, &subject).await? {
-            Some(existing) if args.adopt => self.converge(&client, &existing, args, &subject).await?,
+            // Adopted, or made by an earlier attempt of this same operation.
+            Some(existing) if args.adopt || created_by(existing.comment.as_deref(), &ctx.operation_id) => {
+                self.converge(&client, &existing, args, &subject).await?
+            }
             Some(_) => return Err(conflict()),
-            None => match client.batch_execute(&create_sql(args)).await {
-                Err(e) if sqlstate(&e) == Some("42P04") => return Err(conflict()),
-                other => other.on(&subject)?,
-            },
+            None => {
+                match client.batch_execute(&create_sql(args)).await {
+                    Err(e) if sqlstate(&e) == Some("42P04") => return Err(conflict()),
+                    other => other.on(&subject)?,
+                }
+                // `CREATE DATABASE` cannot share a transaction: the comment follows it.
+                client
+                    .batch_execute(&format!("COMMENT ON DATABASE {} IS {}", quote_ident(name), quote_literal(&comment)))
+                    .await
+                    .on(&subject)?;
+            }
         }
         let a = fetch(&client, name, &subject)
             .await?
@@ -373,13 +389,16 @@ impl Handler<Database> for DatabaseHandler {
 
     async fn find(
         &self,
-        _ctx: &OpContext,
+        ctx: &OpContext,
         args: &DatabaseArgs,
     ) -> Result<Option<Created<DatabaseOutputs>>, ProviderError> {
         let name = args.name.get();
         let subject = subject(Database::TYPE, name);
         let client = self.conns.maintenance(&subject).await?;
-        Ok(fetch(&client, name, &subject).await?.map(|a| Created { id: name.clone(), outputs: outputs(&a) }))
+        Ok(fetch(&client, name, &subject)
+            .await?
+            .filter(|a| created_by(a.comment.as_deref(), &ctx.operation_id))
+            .map(|a| Created { id: name.clone(), outputs: outputs(&a) }))
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Database>>, ProviderError> {

@@ -313,6 +313,12 @@ impl Handler<DefaultPrivileges> for DefaultPrivilegesHandler {
         check_ident(&mut failures, "owner", Some(&args.owner));
         check_ident(&mut failures, "role", Some(&args.role));
         check_ident(&mut failures, "schema", args.schema.as_ref());
+        if let Input::Value(o) = &args.owner
+            && crate::common::is_public(o)
+        {
+            failures
+                .push(CheckFailure::at("owner", "the owner is the role that creates objects; it cannot be `public`"));
+        }
         if args.object_type == DefaultObject::Schemas && args.schema.is_some() {
             failures.push(CheckFailure::at("schema", "default privileges on schemas cannot be limited to a schema"));
         }

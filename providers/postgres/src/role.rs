@@ -18,7 +18,7 @@ use stackwright_core::{
     ProviderError, Resource, Stored,
 };
 
-use crate::common::{check_ident, generate_password, is_false, is_public, subject, yes};
+use crate::common::{check_ident, created_by, creation_comment, generate_password, is_false, is_public, subject, yes};
 use crate::connection::Connections;
 use crate::error::{PgResultExt, already_exists, has_sqlstate, not_found_is_failure, sqlstate};
 use crate::ident::{quote_ident, quote_literal, validate_ident};
@@ -154,6 +154,7 @@ struct Actual {
     valid_until_same: bool,
     config: Vec<String>,
     member_of: Vec<String>,
+    comment: Option<String>,
 }
 
 impl Actual {
@@ -229,7 +230,8 @@ async fn fetch(
                     COALESCE(r.rolvaliduntil = $2::text::timestamptz, false),
                     COALESCE(r.rolconfig, '{}')::text[],
                     ARRAY(SELECT pg_catalog.pg_get_userbyid(m.roleid)::text FROM pg_catalog.pg_auth_members m
-                           WHERE m.member = r.oid ORDER BY 1)
+                           WHERE m.member = r.oid ORDER BY 1),
+                    pg_catalog.shobj_description(r.oid, 'pg_authid')
                FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
             &[&name, &valid_until],
         )
@@ -251,6 +253,7 @@ async fn fetch(
         valid_until_same: r.get(12),
         config: r.get(13),
         member_of: r.get(14),
+        comment: r.get(15),
     }))
 }
 
@@ -456,13 +459,15 @@ impl Handler<Role> for RoleHandler {
         failures
     }
 
-    async fn create(&self, _ctx: &OpContext, args: &RoleArgs) -> Result<Created<RoleOutputs>, ProviderError> {
+    async fn create(&self, ctx: &OpContext, args: &RoleArgs) -> Result<Created<RoleOutputs>, ProviderError> {
         let name = args.name.get();
         let subject = subject(Role::TYPE, name);
         let mut client = self.conns.maintenance(&subject).await?;
         let existing = fetch(&client, name, args.valid_until.as_deref(), &subject).await?;
         let conflict = || already_exists(Role::TYPE, &format!("role {}", quote_ident(name)), name, "");
-        if existing.is_some() && !args.adopt {
+        // A retry of this same operation (whose first attempt lost its answer) finds its own role.
+        let ours = existing.as_ref().is_some_and(|a| created_by(a.comment.as_deref(), &ctx.operation_id));
+        if existing.is_some() && !args.adopt && !ours {
             return Err(conflict());
         }
         let password = self.desired_password(&client, args, None, &subject).await?;
@@ -475,6 +480,8 @@ impl Handler<Role> for RoleHandler {
                     attrs.push(password_sql(Some(pw)));
                 }
                 statements.push(format!("CREATE ROLE {q} WITH {}", attrs.join(" ")));
+                statements
+                    .push(format!("COMMENT ON ROLE {q} IS {}", quote_literal(&creation_comment(&ctx.operation_id))));
             }
             Some(a) => {
                 let mut attrs = attributes(args, Some(a));
@@ -587,11 +594,14 @@ impl Handler<Role> for RoleHandler {
         }
     }
 
-    async fn find(&self, _ctx: &OpContext, args: &RoleArgs) -> Result<Option<Created<RoleOutputs>>, ProviderError> {
+    async fn find(&self, ctx: &OpContext, args: &RoleArgs) -> Result<Option<Created<RoleOutputs>>, ProviderError> {
         let name = args.name.get();
         let subject = subject(Role::TYPE, name);
         let client = self.conns.maintenance(&subject).await?;
-        if fetch(&client, name, None, &subject).await?.is_none() {
+        let made_here = fetch(&client, name, None, &subject)
+            .await?
+            .is_some_and(|a| created_by(a.comment.as_deref(), &ctx.operation_id));
+        if !made_here {
             return Ok(None);
         }
         // A generated password was lost with the crash: set a new one.

@@ -12,10 +12,10 @@ use stackwright_core::{
     Stored,
 };
 
-use crate::common::{check_ident, is_false, observe_default};
+use crate::common::{check_ident, created_by, creation_comment, is_false, observe_default};
 use crate::connection::Connections;
 use crate::error::{PgResultExt, already_exists, sqlstate};
-use crate::ident::{join_id, quote_ident, split_id_exact};
+use crate::ident::{join_id, quote_ident, quote_literal, split_id_exact};
 
 /// The `postgres:Schema` resource type. Its id is `database.schema` (a part containing a dot is
 /// double-quoted).
@@ -65,14 +65,24 @@ pub struct SchemaOutputs {
 }
 
 async fn fetch_owner(client: &impl GenericClient, name: &str, subject: &str) -> Result<Option<String>, ProviderError> {
+    Ok(fetch(client, name, subject).await?.map(|(owner, _)| owner))
+}
+
+/// The schema's owner and comment.
+async fn fetch(
+    client: &impl GenericClient,
+    name: &str,
+    subject: &str,
+) -> Result<Option<(String, Option<String>)>, ProviderError> {
     let row = client
         .query_opt(
-            "SELECT pg_catalog.pg_get_userbyid(nspowner)::text FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            "SELECT pg_catalog.pg_get_userbyid(nspowner)::text, pg_catalog.obj_description(oid, 'pg_namespace')
+               FROM pg_catalog.pg_namespace WHERE nspname = $1",
             &[&name],
         )
         .await
         .on(subject)?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
 fn describe(database: &str, name: &str) -> String {
@@ -122,11 +132,11 @@ impl Handler<Schema> for SchemaHandler {
         failures
     }
 
-    async fn create(&self, _ctx: &OpContext, args: &SchemaArgs) -> Result<Created<SchemaOutputs>, ProviderError> {
+    async fn create(&self, ctx: &OpContext, args: &SchemaArgs) -> Result<Created<SchemaOutputs>, ProviderError> {
         let (database, name) = (args.database.get(), args.name.get());
         let subject = describe(database, name);
         let id = join_id(&[database, name]);
-        let client = self.conns.get(database, &subject).await?;
+        let mut client = self.conns.get(database, &subject).await?;
         let conflict = || {
             already_exists(
                 Schema::TYPE,
@@ -137,19 +147,29 @@ impl Handler<Schema> for SchemaHandler {
         };
         let login = self.conns.info().await?.current_user.clone();
         let owner = args.owner.as_ref().map(|o| o.get().clone()).unwrap_or(login);
-        match fetch_owner(&client, name, &subject).await? {
-            Some(_) if !args.adopt => return Err(conflict()),
-            Some(actual) if actual != owner => client
+        match fetch(&client, name, &subject).await? {
+            // Neither adopted nor made by an earlier attempt of this same operation.
+            Some((_, comment)) if !args.adopt && !created_by(comment.as_deref(), &ctx.operation_id) => {
+                return Err(conflict());
+            }
+            Some((actual, _)) if actual != owner => client
                 .batch_execute(&format!("ALTER SCHEMA {} OWNER TO {}", quote_ident(name), quote_ident(&owner)))
                 .await
                 .on(&subject)?,
             Some(_) => {}
             None => {
-                let sql = format!("CREATE SCHEMA {} AUTHORIZATION {}", quote_ident(name), quote_ident(&owner));
-                match client.batch_execute(&sql).await {
+                let sql = format!(
+                    "CREATE SCHEMA {q} AUTHORIZATION {};\nCOMMENT ON SCHEMA {q} IS {}",
+                    quote_ident(&owner),
+                    quote_literal(&creation_comment(&ctx.operation_id)),
+                    q = quote_ident(name),
+                );
+                let tx = client.transaction().await.on(&subject)?;
+                match tx.batch_execute(&sql).await {
                     Err(e) if sqlstate(&e) == Some("42P06") => return Err(conflict()),
                     other => other.on(&subject)?,
                 }
+                tx.commit().await.on(&subject)?;
             }
         }
         Ok(Created { id, outputs: SchemaOutputs { database: database.clone(), name: name.clone(), owner } })
@@ -211,10 +231,19 @@ impl Handler<Schema> for SchemaHandler {
         }
     }
 
-    async fn find(&self, _ctx: &OpContext, args: &SchemaArgs) -> Result<Option<Created<SchemaOutputs>>, ProviderError> {
-        let stored = SchemaArgs { owner: None, ..args.clone() };
-        let id = join_id(&[args.database.get(), args.name.get()]);
-        Ok(self.observe(&stored, &id).await?.map(|o| Created { id: o.id, outputs: o.outputs }))
+    async fn find(&self, ctx: &OpContext, args: &SchemaArgs) -> Result<Option<Created<SchemaOutputs>>, ProviderError> {
+        let (database, name) = (args.database.get(), args.name.get());
+        let subject = describe(database, name);
+        let client = match self.conns.get(database, &subject).await {
+            Err(e) if e.kind == stackwright_core::ErrorKind::NotFound => return Ok(None),
+            other => other?,
+        };
+        Ok(fetch(&client, name, &subject).await?.filter(|(_, c)| created_by(c.as_deref(), &ctx.operation_id)).map(
+            |(owner, _)| Created {
+                id: join_id(&[database, name]),
+                outputs: SchemaOutputs { database: database.clone(), name: name.clone(), owner },
+            },
+        ))
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Schema>>, ProviderError> {

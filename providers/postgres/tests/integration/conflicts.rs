@@ -78,3 +78,36 @@ async fn existing_objects_are_not_taken_over_silently() {
     h.destroy(&all).await;
     assert!(query("postgres", "SELECT datname::text FROM pg_database WHERE datname = $1", &[&db]).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_retried_create_and_crash_recovery_recognise_only_their_own_objects() {
+    use serde_json::json;
+    use stackwright::core::{ErrorKind, OpContext, Urn};
+
+    let mut cleanup = Cleanup::default();
+    let db = cleanup.database(&unique("Retried Db"));
+    let role = cleanup.role(&unique("Retried \"Role\""));
+    let provider = stackwright_postgres::PostgresProvider::from_url(&pg_url()).expect("valid URL").provider();
+    let ctx = |op: &str| OpContext { urn: Urn::from("r"), stack: STACK.into(), operation_id: op.into() };
+    let cases = [
+        ("postgres:Role", json!({ "name": role, "login": true, "generate_password": true })),
+        ("postgres:Database", json!({ "name": db })),
+        ("postgres:Schema", json!({ "database": db, "name": "Retried Schema" })),
+    ];
+    for (type_token, args) in &cases {
+        let handler = provider.handler(type_token).expect("type is handled");
+        let (id, _) = handler.create(&ctx("op-first"), args).await.unwrap_or_else(|e| panic!("{type_token}: {e}"));
+        // The same operation tried again (its first answer was lost): it finds its own object.
+        let (again, _) = handler.create(&ctx("op-first"), args).await.unwrap_or_else(|e| panic!("{type_token}: {e}"));
+        assert_eq!(again, id);
+        // Another operation does not take it over.
+        let err = handler.create(&ctx("op-other"), args).await.expect_err("a different operation conflicts");
+        assert_eq!(err.kind, ErrorKind::Conflict, "{type_token}: {err}");
+        // Crash recovery adopts it only for the operation that made it.
+        assert_eq!(handler.find(&ctx("op-first"), args).await.unwrap().map(|(id, _)| id), Some(id.clone()));
+        assert!(handler.find(&ctx("op-other"), args).await.unwrap().is_none(), "{type_token}");
+    }
+    let comment =
+        one("postgres", "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", &[&role]).await;
+    assert_eq!(comment.as_deref(), Some("managed by Stackwright; created by operation op-first"));
+}
