@@ -247,3 +247,41 @@ async fn a_retry_after_hint_is_honoured() {
     assert_eq!(calls.iter().filter(|c| c.op == "create").count(), 2, "one throttled attempt and one retry");
     assert!(report.elapsed >= hint, "waited {:?}, less than the hint {hint:?}", report.elapsed);
 }
+
+#[tokio::test]
+async fn import_adopts_an_existing_object_so_a_matching_program_plans_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let tp = TestProvider::new(World::memory(), Faults::default());
+    let made_by_hand = stackwright::builtin::testing::WorldItem {
+        urn: "elsewhere".into(),
+        value: json!({"size": 3}),
+        key: Some("k".into()),
+        secret: Some("hand-made-secret".into()),
+        revision: 4,
+        token: "tok-hand".into(),
+    };
+    tp.world().put("obj-1", made_by_hand).unwrap();
+    let tp2 = tp.clone();
+    let p = program(move |s| {
+        s.provider(tp2.provider());
+        s.resource::<Item>(
+            "adopted",
+            ItemArgs {
+                value: json!({"size": 3}).into(),
+                key: Some("k".to_owned().into()),
+                secret: Some("hand-made-secret".to_owned().into()),
+            },
+        );
+    });
+    let err = engine.import(STACK, &p, "test:Item", "adopted", "missing").await.unwrap_err().to_string();
+    assert!(err.contains("no `test:Item` with id `missing`"), "{err}");
+    let imported = engine.import(STACK, &p, "test:Item", "adopted", "obj-1").await.unwrap();
+    assert_eq!(imported.id, "obj-1");
+    assert_eq!(stackwright::render::value(&imported.inputs["secret"]), "[secret]", "secret arguments stay secret");
+    let preview = engine.preview(STACK, &p, false, false).await.unwrap();
+    assert!(!preview.plan.has_changes(), "{:?}", changes(&preview.plan));
+    let err = engine.import(STACK, &p, "test:Item", "adopted", "obj-1").await.unwrap_err().to_string();
+    assert!(err.contains("already has a resource named `adopted`"), "{err}");
+    assert_eq!(tp.world().items().len(), 1, "nothing was created");
+}

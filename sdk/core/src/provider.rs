@@ -115,6 +115,13 @@ pub trait Handler<R: Resource>: Send + Sync + 'static {
         Err(ProviderError::invalid_input(format!("{} does not support import (id {id})", R::TYPE)))
     }
 
+    /// Whether a replacement must delete the old object before creating the new one, because
+    /// the two cannot coexist (a database name is unique on its server, say). The program can
+    /// also ask for it per resource.
+    fn delete_before_replace(&self) -> bool {
+        false
+    }
+
     /// Whether create, update and delete change anything outside the stack's state. A resource
     /// that lives only in state (like `Data`) returns false, and the engine skips the durable
     /// pending record for it.
@@ -145,6 +152,8 @@ pub trait ErasedHandler: Send + Sync {
     fn outputs_schema(&self) -> &'static [FieldSchema];
     /// See [`Handler::has_side_effects`].
     fn has_side_effects(&self) -> bool;
+    /// See [`Handler::delete_before_replace`].
+    fn delete_before_replace(&self) -> bool;
     /// See [`Handler::check`].
     fn check(&self, args: &Value) -> Vec<CheckFailure>;
     /// See [`Handler::create`].
@@ -209,6 +218,9 @@ impl<R: Resource, H: Handler<R>> ErasedHandler for Typed<R, H> {
     }
     fn has_side_effects(&self) -> bool {
         self.handler.has_side_effects()
+    }
+    fn delete_before_replace(&self) -> bool {
+        self.handler.delete_before_replace()
     }
     fn check(&self, args: &Value) -> Vec<CheckFailure> {
         match R::Args::deserialize(args) {

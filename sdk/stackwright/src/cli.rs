@@ -104,6 +104,15 @@ enum Command {
     Config(ConfigCommand),
     /// Print the program's dependency graph in Graphviz DOT.
     Graph,
+    /// Adopt an existing object into the stack, and print the declaration to add.
+    Import {
+        /// The resource type token, e.g. `postgres:Role`.
+        type_token: String,
+        /// The name it gets in the stack.
+        name: String,
+        /// The provider's id of the object.
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -598,6 +607,18 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(command) => config_command(&ctx, &cli.stack, command).await,
+        Command::Import { type_token, name, id } => {
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
+            let resource =
+                engine(&opened, 1, "import", false).import(&stack, &program, &type_token, &name, &id).await?;
+            println!("Imported `{type_token}` {id} as `{name}` into stack `{stack}`.\n");
+            println!("Declare it in the program with these arguments so the next preview shows no changes:");
+            println!("  stack.resource::<…>({name:?}, /* {type_token} arguments */);");
+            let args = stackwright_core::value::redact(&resource.inputs);
+            println!("{}", serde_json::to_string_pretty(&args)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Graph => {
             let stack_name = cli.stack.clone().unwrap_or_else(|| "graph".into());
             let mut stack = Stack::new(&stack_name);

@@ -298,6 +298,64 @@ impl Engine {
         result
     }
 
+    /// Adopts an existing object into the stack as resource `name`, read through the provider's
+    /// `import`. The program must register a provider for `type_token`; if it already declares
+    /// `name`, that declaration's dependencies and options are recorded too.
+    pub async fn import(
+        &self,
+        stack: &str,
+        program: &Program,
+        type_token: &str,
+        name: &str,
+        id: &str,
+    ) -> Result<ResourceState, EngineError> {
+        let fail = |message: String| EngineError::Import { resource: name.to_owned(), message };
+        let prepared = plan::prepare(build(program, stack, &self.settings)?)?;
+        let bound = prepared.handler_for_state("", type_token).ok_or_else(|| {
+            fail(format!("no registered provider handles type `{type_token}`; register it in the program"))
+        })?;
+        let (_lock, state) = self.begin(stack).await?;
+        let urn = Urn::from(name);
+        if let Some(existing) = state.resources.get(&urn) {
+            return Err(fail(format!("the stack already has a resource named `{name}` (id {})", existing.id)));
+        }
+        let ctx = OpContext { urn: urn.clone(), stack: stack.to_owned(), operation_id: format!("import-{id}") };
+        let handler = bound.handler.clone();
+        let observed = crate::retry::call_with_retry(
+            &self.settings.retry,
+            &self.settings.observer,
+            &urn,
+            "import",
+            Duration::from_secs(300),
+            &[],
+            || handler.import(&ctx, id),
+        )
+        .await
+        .map_err(|e| fail(e.message(&[])))?
+        .ok_or_else(|| fail(format!("no `{type_token}` with id `{id}` exists")))?;
+        let declared = prepared.regs.iter().find(|r| r.urn == urn);
+        let inputs = plan::mark_secret_fields(observed.args, handler.args_schema());
+        let outputs = plan::mark_secret_outputs(observed.outputs, handler.outputs_schema(), &inputs);
+        let resource = ResourceState {
+            urn: urn.clone(),
+            type_token: type_token.to_owned(),
+            provider: bound.provider.clone(),
+            id: observed.id,
+            inputs,
+            outputs,
+            dependencies: declared.map(|r| r.deps.clone()).unwrap_or_default(),
+            protect: declared.is_some_and(|r| r.opts.protect),
+            retain_on_delete: declared.is_some_and(|r| r.opts.retain_on_delete),
+        };
+        let record = Record::Upsert { op: None, resource: resource.clone(), retire_previous: false };
+        let mut journal = self.backend.open_journal(stack, state.serial).await?;
+        journal.append(std::slice::from_ref(&record)).await?;
+        let mut next = state;
+        next.apply(&record);
+        self.backend.write_snapshot(&next).await?;
+        Ok(resource)
+    }
+
     /// The stack's current state (snapshot plus journal).
     pub async fn state(&self, stack: &str) -> Result<Option<StackState>, EngineError> {
         Ok(self.backend.load(stack).await?)

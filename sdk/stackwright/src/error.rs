@@ -116,6 +116,14 @@ pub enum EngineError {
         /// Stacks that do exist.
         known: Vec<String>,
     },
+    /// An import could not be done.
+    #[error("cannot import `{resource}`: {message}; nothing was changed")]
+    Import {
+        /// The name it was to get.
+        resource: String,
+        /// Why.
+        message: String,
+    },
     /// A resource named on the command line is not in the stack.
     #[error("no resource named `{0}` in the stack; `state ls` lists them")]
     UnknownResource(String),

@@ -404,7 +404,7 @@ pub(crate) fn decide(
     let op = if changes.is_empty() {
         StepOp::Same
     } else if changes.iter().any(|c| c.replaces) || old.type_token != reg.type_token {
-        StepOp::Replace { delete_before_create: reg.opts.delete_before_replace }
+        StepOp::Replace { delete_before_create: reg.opts.delete_before_replace || handler.delete_before_replace() }
     } else {
         StepOp::Update
     };
