@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StateError;
-use crate::model::{Record, StackState};
+use crate::model::{HistoryEntry, Record, StackState};
 
 /// Who holds a stack's lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,4 +90,8 @@ pub trait Backend: Send + Sync {
     async fn list_stacks(&self) -> Result<Vec<String>, StateError>;
     /// Deletes a stack's state entirely.
     async fn remove_stack(&self, stack: &str) -> Result<(), StateError>;
+    /// Appends one entry to the stack's history.
+    async fn append_history(&self, stack: &str, entry: &HistoryEntry) -> Result<(), StateError>;
+    /// The stack's history, oldest first.
+    async fn history(&self, stack: &str) -> Result<Vec<HistoryEntry>, StateError>;
 }

@@ -13,5 +13,5 @@ pub mod snapshot;
 pub use backend::{Backend, Journal, LockInfo, StackLock, validate_stack_name};
 pub use error::StateError;
 pub use local::LocalBackend;
-pub use model::{OpKind, PendingOperation, Record, ResourceState, StackState};
+pub use model::{HistoryEntry, OpKind, PendingOperation, Record, ResourceState, StackState};
 pub use secrets::{Cipher, KdfParams, SecretsError};

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::backend::{Backend, Journal, LockInfo, StackLock, validate_stack_name};
 use crate::error::StateError;
 use crate::journal::{self, JournalHeader};
-use crate::model::{Record, StackState};
+use crate::model::{HistoryEntry, Record, StackState};
 use crate::secrets::Cipher;
 use crate::snapshot;
 
@@ -53,6 +53,10 @@ impl LocalBackend {
     /// The journal file of a stack.
     pub fn journal_path(&self, stack: &str) -> PathBuf {
         self.dir().join(format!("{stack}.journal"))
+    }
+
+    fn history_path(&self, stack: &str) -> PathBuf {
+        self.dir().join(format!("{stack}.history.jsonl"))
     }
 
     fn lock_path(&self, stack: &str) -> PathBuf {
@@ -290,9 +294,33 @@ impl Backend for LocalBackend {
         Ok(stacks)
     }
 
+    async fn append_history(&self, stack: &str, entry: &HistoryEntry) -> Result<(), StateError> {
+        validate_stack_name(stack)?;
+        self.ensure_dir()?;
+        let path = self.history_path(stack);
+        let mut line = serde_json::to_vec(entry).expect("history serializes");
+        line.push(b'\n');
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| StateError::io("opening history", &path, e))?;
+        f.write_all(&line).and_then(|_| f.sync_data()).map_err(|e| StateError::io("appending to", &path, e))
+    }
+
+    async fn history(&self, stack: &str) -> Result<Vec<HistoryEntry>, StateError> {
+        validate_stack_name(stack)?;
+        let path = self.history_path(stack);
+        let Some(bytes) = read_if_exists(&path)? else { return Ok(Vec::new()) };
+        // A torn last line (a crash mid-append) is skipped; history is informational.
+        Ok(bytes.split(|b| *b == b'\n').filter_map(|l| serde_json::from_slice(l).ok()).collect())
+    }
+
     async fn remove_stack(&self, stack: &str) -> Result<(), StateError> {
         validate_stack_name(stack)?;
-        for path in [self.snapshot_path(stack), self.journal_path(stack), self.lock_path(stack)] {
+        for path in
+            [self.snapshot_path(stack), self.journal_path(stack), self.history_path(stack), self.lock_path(stack)]
+        {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -300,6 +328,30 @@ impl Backend for LocalBackend {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_appends_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        assert!(b.history("dev").await.unwrap().is_empty());
+        let entry = HistoryEntry {
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            user: "u".into(),
+            host: "h".into(),
+            command: "up".into(),
+            result: "succeeded".into(),
+            changes: [("create".to_string(), 2)].into(),
+        };
+        b.append_history("dev", &entry).await.unwrap();
+        b.append_history("dev", &entry).await.unwrap();
+        assert_eq!(b.history("dev").await.unwrap(), vec![entry.clone(), entry]);
     }
 }
 

@@ -209,3 +209,22 @@ impl StackState {
         }
     }
 }
+
+/// One line of a stack's update history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When the operation started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+    /// Who ran it.
+    pub user: String,
+    /// On which host.
+    pub host: String,
+    /// The command (`up`, `destroy`, `refresh`, `import`, …).
+    pub command: String,
+    /// `succeeded`, `failed`, `interrupted`, `cancelled` or `refused`.
+    pub result: String,
+    /// Changes applied, by kind (`create`, `update`, `replace`, `delete`).
+    pub changes: BTreeMap<String, usize>,
+}

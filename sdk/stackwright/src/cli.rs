@@ -144,6 +144,24 @@ enum StackCommand {
         /// The new name.
         new_name: String,
     },
+    /// Show the stack's update history.
+    History {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the stack's state as versioned, checksummed JSON (secrets stay encrypted).
+    Export {
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Replace the stack's state with an export, after validating it completely.
+    Import {
+        /// The export to read.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Re-encrypt the stack's secrets under a new passphrase (from STACKWRIGHT_NEW_PASSPHRASE,
     /// STACKWRIGHT_NEW_PASSPHRASE_FILE or a prompt). Resources are not touched.
     ChangePassphrase,
@@ -189,6 +207,21 @@ enum ConfigCommand {
 enum StateCommand {
     /// List the resources in the stack's state.
     Ls,
+    /// Forget a resource: remove it from the state without deleting the real object.
+    Rm {
+        /// The resource's name.
+        name: String,
+        /// Remove it even if it is protected or others depend on it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Rename a resource in the state without touching the real object.
+    Mv {
+        /// The current name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
 }
 
 struct Context_ {
@@ -558,6 +591,111 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
             }
             file.write(&opened.config_path)?;
             println!("Re-encrypted the secrets of stack `{stack}` with the new passphrase; no resource was touched.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::History { json }) => {
+            let stack = ctx.stack(&cli.stack).await?;
+            let history = ctx.backend.history(&stack).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&history)?);
+            } else if history.is_empty() {
+                println!("Stack `{stack}` has no history yet.");
+            } else {
+                for h in history {
+                    let changes: Vec<String> = h.changes.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                    let changes = if changes.is_empty() { "no changes".to_string() } else { changes.join(", ") };
+                    println!("{}  {:<8} {:<11} {}@{}  {changes}", h.started_at, h.command, h.result, h.user, h.host);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Export { file }) => {
+            let opened = ctx.open(&cli.stack).await?;
+            let state = opened.backend.load(&opened.name).await?.unwrap_or_else(|| StackState::new(&opened.name));
+            let bytes = stackwright_state::snapshot::encode(&state, opened.cipher.as_deref())?;
+            match file {
+                Some(path) => {
+                    std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+                    println!(
+                        "Exported stack `{}` ({} resources) to {}.",
+                        opened.name,
+                        state.resources.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{}", String::from_utf8_lossy(&bytes)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Import { file }) => {
+            let opened = ctx.open(&cli.stack).await?;
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            // Validate everything (format, version, checksum, stack, secrets) before writing.
+            let imported = stackwright_state::snapshot::decode(&file, &opened.name, &bytes, opened.cipher.as_deref())?;
+            let _lock = opened.backend.lock(&opened.name, stackwright_state::LockInfo::current("stack import")).await?;
+            let current = opened.backend.load(&opened.name).await?;
+            let mut next = imported;
+            next.serial = current.map(|c| c.serial).unwrap_or(0).max(next.serial);
+            opened.backend.write_snapshot(&next).await?;
+            println!(
+                "Imported {} resource(s) into stack `{}` from {}.",
+                next.resources.len(),
+                opened.name,
+                file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State(StateCommand::Rm { name, force }) => {
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
+            let urn = stackwright_core::Urn::from(name.as_str());
+            engine(&opened, 1, "state rm", false)
+                .edit_state(&stack, |state| {
+                    let r = state.resources.get(&urn).ok_or_else(|| EngineError::UnknownResource(name.clone()))?;
+                    let users: Vec<&str> = state
+                        .resources
+                        .values()
+                        .filter(|o| o.dependencies.contains(&urn))
+                        .map(|o| o.urn.as_str())
+                        .collect();
+                    if !force && (r.protect || !users.is_empty()) {
+                        return Err(EngineError::StateEdit {
+                            resource: name.clone(),
+                            message: format!(
+                                "it is {}; pass --force to forget it anyway",
+                                if r.protect {
+                                    "protected".to_string()
+                                } else {
+                                    format!("used by {}", users.join(", "))
+                                }
+                            ),
+                        });
+                    }
+                    Ok(vec![stackwright_state::Record::Remove { op: None, urn: urn.clone() }])
+                })
+                .await?;
+            println!("Removed `{name}` from the state of stack `{stack}`; the real object was not touched.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State(StateCommand::Mv { from, to }) => {
+            let opened = ctx.open(&cli.stack).await?;
+            let stack = opened.name.clone();
+            let (old, new) = (stackwright_core::Urn::from(from.as_str()), stackwright_core::Urn::from(to.as_str()));
+            engine(&opened, 1, "state mv", false)
+                .edit_state(&stack, |state| {
+                    if !state.resources.contains_key(&old) {
+                        return Err(EngineError::UnknownResource(from.clone()));
+                    }
+                    if state.resources.contains_key(&new) {
+                        return Err(EngineError::StateEdit {
+                            resource: to.clone(),
+                            message: "a resource with that name already exists".into(),
+                        });
+                    }
+                    Ok(vec![stackwright_state::Record::Rename { from: old.clone(), to: new.clone() }])
+                })
+                .await?;
+            println!("Renamed `{from}` to `{to}` in the state of stack `{stack}`.");
             Ok(ExitCode::SUCCESS)
         }
         Command::State(StateCommand::Ls) => {

@@ -2,7 +2,7 @@
 //! stack's lock (preview reads without it), loads and compacts the state, reconciles operations
 //! a previous run left pending, plans, and applies the plan through the executor.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -199,6 +199,7 @@ impl Engine {
         confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
     ) -> Result<UpReport, EngineError> {
         let started = Instant::now();
+        let started_at = stackwright_state::backend::now_rfc3339();
         let mut prepared = plan::prepare(build(program, stack, &self.settings)?)?;
         let (_lock, state) = self.begin(stack).await?;
         let shared = Arc::new(Mutex::new(state.clone()));
@@ -248,6 +249,24 @@ impl Engine {
         if stats.flushes > 0 {
             self.backend.write_snapshot(&final_state).await?;
         }
+        let (outcome_word, changes) = match &result {
+            Err(EngineError::Protected(_) | EngineError::Check(_)) => ("refused", BTreeMap::new()),
+            Err(_) => ("failed", BTreeMap::new()),
+            Ok((_, _, None, _)) => ("cancelled", BTreeMap::new()),
+            Ok((plan, _, Some(o), _)) => {
+                let word = if o.interrupted {
+                    "interrupted"
+                } else if o.failures.is_empty() {
+                    "succeeded"
+                } else {
+                    "failed"
+                };
+                let c = plan.counts();
+                let counts = [("create", c.create), ("update", c.update), ("replace", c.replace), ("delete", c.delete)];
+                (word, counts.into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n)).collect())
+            }
+        };
+        self.record_history(stack, started_at, outcome_word, changes).await?;
         let (plan, drift, outcome, reconciled) = result?;
         let declined = outcome.is_none();
         let (changed, failures, interrupted) = match outcome {
@@ -266,6 +285,26 @@ impl Engine {
             journal_flushes: stats.flushes,
             elapsed: started.elapsed(),
         })
+    }
+
+    async fn record_history(
+        &self,
+        stack: &str,
+        started_at: String,
+        result: &str,
+        changes: BTreeMap<String, usize>,
+    ) -> Result<(), EngineError> {
+        let me = LockInfo::current(&self.settings.command);
+        let entry = stackwright_state::HistoryEntry {
+            started_at,
+            finished_at: stackwright_state::backend::now_rfc3339(),
+            user: me.user,
+            host: me.host,
+            command: self.settings.command.clone(),
+            result: result.to_owned(),
+            changes,
+        };
+        Ok(self.backend.append_history(stack, &entry).await?)
     }
 
     /// Reads every resource and records what changed outside the program.
@@ -354,6 +393,27 @@ impl Engine {
         next.apply(&record);
         self.backend.write_snapshot(&next).await?;
         Ok(resource)
+    }
+
+    /// Edits the stack's state under its lock: `edit` sees the state and returns the records to
+    /// apply (or an error, and nothing changes). For `state rm`, `state mv` and the like.
+    pub async fn edit_state(
+        &self,
+        stack: &str,
+        edit: impl FnOnce(&StackState) -> Result<Vec<Record>, EngineError>,
+    ) -> Result<(), EngineError> {
+        let started_at = stackwright_state::backend::now_rfc3339();
+        let (_lock, state) = self.begin(stack).await?;
+        let records = edit(&state)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut journal = self.backend.open_journal(stack, state.serial).await?;
+        journal.append(&records).await?;
+        let mut next = state;
+        records.iter().for_each(|r| next.apply(r));
+        self.backend.write_snapshot(&next).await?;
+        self.record_history(stack, started_at, "succeeded", BTreeMap::new()).await
     }
 
     /// The stack's current state (snapshot plus journal).

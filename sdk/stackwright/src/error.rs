@@ -124,6 +124,14 @@ pub enum EngineError {
         /// Why.
         message: String,
     },
+    /// A state edit (`state rm`, `state mv`) was refused.
+    #[error("cannot change `{resource}` in the state: {message}; nothing was changed")]
+    StateEdit {
+        /// The resource.
+        resource: String,
+        /// Why.
+        message: String,
+    },
     /// A resource named on the command line is not in the stack.
     #[error("no resource named `{0}` in the stack; `state ls` lists them")]
     UnknownResource(String),
