@@ -429,6 +429,9 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
                 println!("Previewing {} of stack `{stack}`\n", if destroy { "destroy" } else { "update" });
                 print!("{}", render::drift(&report.drift));
                 print!("{}", render::plan(&report.plan));
+                for w in &report.policy_warnings {
+                    println!("warning: {w}");
+                }
                 if report.pending > 0 {
                     println!(
                         "note: {} operation(s) from an interrupted run are pending; `up` reconciles them first.",

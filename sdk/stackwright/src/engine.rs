@@ -77,6 +77,8 @@ pub struct PreviewReport {
     pub drift: Vec<Drift>,
     /// Operations a previous run left unconfirmed; the next `up` reconciles them.
     pub pending: usize,
+    /// Violations of advisory policies.
+    pub policy_warnings: Vec<crate::policy::Violation>,
 }
 
 /// The result of an update.
@@ -159,8 +161,8 @@ impl Engine {
         let mut prepared = plan::prepare(build(program, stack, &self.settings)?)?;
         let drift =
             if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
-        let plan = checked_plan(&mut prepared, &state, destroy)?;
-        Ok(PreviewReport { plan, drift, pending: state.pending.len() })
+        let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
+        Ok(PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings })
     }
 
     /// Applies the program. `confirm` sees the plan and may refuse it.
@@ -221,7 +223,10 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            let plan = checked_plan(&mut prepared, &state, destroy)?;
+            let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
+            for w in &warnings {
+                (self.settings.observer)(&Event::PolicyWarning { violation: w.clone() });
+            }
             if !self.backend.seals_secrets() && needs_secrets(&prepared, &plan) {
                 return Err(EngineError::State(stackwright_state::StateError::Secrets {
                     stack: stack.to_owned(),
@@ -250,7 +255,9 @@ impl Engine {
             self.backend.write_snapshot(&final_state).await?;
         }
         let (outcome_word, changes) = match &result {
-            Err(EngineError::Protected(_) | EngineError::Check(_)) => ("refused", BTreeMap::new()),
+            Err(EngineError::Protected(_) | EngineError::Check(_) | EngineError::Policy(_)) => {
+                ("refused", BTreeMap::new())
+            }
             Err(_) => ("failed", BTreeMap::new()),
             Ok((_, _, None, _)) => ("cancelled", BTreeMap::new()),
             Ok((plan, _, Some(o), _)) => {
@@ -424,7 +431,12 @@ impl Engine {
 
 /// Matches the program to the state and plans, refusing plans with failed checks or that would
 /// delete or replace protected resources.
-fn checked_plan(prepared: &mut Prepared, state: &StackState, destroy: bool) -> Result<Plan, EngineError> {
+fn checked_plan(
+    prepared: &mut Prepared,
+    state: &StackState,
+    stack: &str,
+    destroy: bool,
+) -> Result<(Plan, Vec<crate::policy::Violation>), EngineError> {
     plan::match_state(prepared, state);
     let planned = plan::plan(prepared, state, destroy)?;
     if !planned.check_failures.is_empty() {
@@ -433,7 +445,13 @@ fn checked_plan(prepared: &mut Prepared, state: &StackState, destroy: bool) -> R
     if !planned.protected.is_empty() {
         return Err(EngineError::Protected(planned.protected));
     }
-    Ok(planned.plan)
+    let violations = crate::policy::evaluate(&prepared.policies, stack, &prepared.config, &planned.plan);
+    let (mandatory, advisory): (Vec<_>, Vec<_>) =
+        violations.into_iter().partition(|v| v.enforcement == crate::policy::Enforcement::Mandatory);
+    if !mandatory.is_empty() {
+        return Err(EngineError::Policy(mandatory.into_iter().chain(advisory).collect()));
+    }
+    Ok((planned.plan, advisory))
 }
 
 /// Whether applying the plan would store a secret: a secret argument, or a provider output the

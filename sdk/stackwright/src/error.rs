@@ -94,6 +94,9 @@ pub enum EngineError {
         None => format!("  - resource `{r}`: {}", f.message),
     }).collect::<Vec<_>>().join("\n"))]
     Check(Vec<(String, CheckFailure)>),
+    /// Mandatory policies refused the plan.
+    #[error("policies refused the plan; nothing was changed:\n{}", .0.iter().map(|v| format!("  - {v}")).collect::<Vec<_>>().join("\n"))]
+    Policy(Vec<crate::policy::Violation>),
     /// An interrupted operation could not be reconciled.
     #[error(
         "could not reconcile the interrupted {kind} of `{resource}`: {message}. State is unchanged; fix the cause and run again"

@@ -46,6 +46,11 @@ pub enum Event {
         /// The error (already scrubbed of secrets).
         message: String,
     },
+    /// An advisory policy found a violation.
+    PolicyWarning {
+        /// The violation.
+        violation: crate::policy::Violation,
+    },
     /// An operation left pending by an earlier run was settled.
     Reconciled {
         /// The resource.

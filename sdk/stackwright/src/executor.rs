@@ -298,6 +298,10 @@ impl Run {
             return Err("an argument is still unknown although its dependencies were applied".into());
         }
         let failures = bound.handler.check(&reveal(decision.inputs.clone()).0);
+        let mut secrets = secrets_of(&[&decision.inputs]);
+        if let Some(old) = old {
+            secrets.extend(secrets_of(&[&old.inputs, &old.outputs]));
+        }
         if !failures.is_empty() {
             let text: Vec<String> = failures
                 .iter()
@@ -306,11 +310,7 @@ impl Run {
                     None => f.message.clone(),
                 })
                 .collect();
-            return Err(format!("invalid arguments: {}", text.join("; ")));
-        }
-        let mut secrets = secrets_of(&[&decision.inputs]);
-        if let Some(old) = old {
-            secrets.extend(secrets_of(&[&old.inputs, &old.outputs]));
+            return Err(stackwright_core::value::scrub(&format!("invalid arguments: {}", text.join("; ")), &secrets));
         }
         let mut records = Vec::new();
         let renamed = prepared.previous[i].as_ref().filter(|p| **p != reg.urn);

@@ -63,6 +63,9 @@ pub struct PlannedStep {
     /// The name it is moving from, when renamed through an alias.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<Urn>,
+    /// The arguments after the step (absent for deletions). Secrets are wrapped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Value>,
 }
 
 /// A plan: every step of an update, in dependency order.
@@ -130,6 +133,8 @@ pub(crate) struct Prepared {
     /// Stored resources no longer declared.
     pub removed: Vec<Urn>,
     pub providers: Vec<Provider>,
+    pub policies: Vec<crate::policy::Policy>,
+    pub config: Arc<crate::config::Config>,
     pub provider_limits: HashMap<String, usize>,
     pub exports: Vec<(String, crate::stack::ArgsFn)>,
 }
@@ -265,6 +270,8 @@ pub(crate) fn prepare(stack: Stack) -> Result<Prepared, EngineError> {
         previous: Vec::new(),
         removed: Vec::new(),
         providers: stack.providers,
+        policies: stack.policies,
+        config: stack.config.clone(),
         provider_limits,
         exports: stack.exports,
     })
@@ -469,7 +476,10 @@ pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Re
             let decision = decide(reg, handler, old, resolved);
             if !contains_unknown(&decision.inputs) {
                 let (plain, _) = reveal(decision.inputs.clone());
-                for failure in handler.check(&plain) {
+                let mut secrets = Vec::new();
+                stackwright_core::value::secret_strings(&decision.inputs, &mut secrets);
+                for mut failure in handler.check(&plain) {
+                    failure.message = stackwright_core::value::scrub(&failure.message, &secrets);
                     check_failures.push((reg.urn.to_string(), failure));
                 }
             }
@@ -486,6 +496,7 @@ pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Re
                 op: decision.op,
                 changes: decision.changes,
                 renamed_from,
+                inputs: Some(decision.inputs),
             });
         }
     }
@@ -506,6 +517,7 @@ pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Re
             op,
             changes: Vec::new(),
             renamed_from: None,
+            inputs: None,
         });
     }
     Ok(Planned { plan: Plan { steps }, protected, check_failures })

@@ -128,6 +128,7 @@ pub fn event(e: &Event) -> Option<String> {
             Some(format!("  …  {urn}: {call} will be retried in {}: {message}", duration(*delay)))
         }
         Event::Reconciled { urn, message } => Some(format!("  ↺  {urn}: {message}")),
+        Event::PolicyWarning { violation } => Some(format!("  warning: {violation}")),
     }
 }
 

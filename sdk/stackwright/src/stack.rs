@@ -12,6 +12,7 @@ use stackwright_core::{Output, Path, Provider, Resource, ResourceRef, Urn, colle
 use crate::config::Config;
 use crate::error::DeclarationError;
 use crate::options::ResourceOptions;
+use crate::policy::{Enforcement, Policy, PolicyContext};
 
 pub(crate) type ArgsFn = Arc<dyn Fn() -> Result<Value, serde_json::Error> + Send + Sync>;
 
@@ -40,7 +41,8 @@ pub struct Stack {
     pub(crate) errors: Vec<DeclarationError>,
     pub(crate) providers: Vec<Provider>,
     pub(crate) exports: Vec<(String, ArgsFn)>,
-    config: Arc<Config>,
+    pub(crate) policies: Vec<Policy>,
+    pub(crate) config: Arc<Config>,
 }
 
 impl Stack {
@@ -53,6 +55,7 @@ impl Stack {
     pub fn with_config(name: &str, config: Arc<Config>) -> Self {
         Stack {
             config,
+            policies: Vec::new(),
             name: name.to_owned(),
             registrations: Vec::new(),
             index: HashMap::new(),
@@ -141,6 +144,29 @@ impl Stack {
             location,
         });
         handle
+    }
+
+    /// Registers a policy that inspects every plan before it is applied. `check` returns the
+    /// resources in violation with the reason; a mandatory policy refuses the update.
+    ///
+    /// ```no_run
+    /// # use stackwright::{Enforcement, Stack};
+    /// # fn declare(stack: &mut Stack) {
+    /// stack.policy("never-delete-databases-in-prod", Enforcement::Mandatory, |ctx| {
+    ///     ctx.changes()
+    ///         .filter(|s| ctx.stack == "prod" && s.type_token() == "postgres:Database" && s.deletes())
+    ///         .map(|s| (s.urn().clone(), "databases are never deleted in prod".to_string()))
+    ///         .collect()
+    /// });
+    /// # }
+    /// ```
+    pub fn policy(
+        &mut self,
+        name: &str,
+        enforcement: Enforcement,
+        check: impl Fn(&PolicyContext<'_>) -> Vec<(Urn, String)> + Send + Sync + 'static,
+    ) {
+        self.policies.push(Policy { name: name.to_owned(), enforcement, check: Arc::new(check) });
     }
 
     /// Exports a value as a stack output (see the `output` command). Wrap a literal with
