@@ -247,3 +247,40 @@ fn history_state_surgery_and_stack_export_import() {
     );
     assert_eq!(std::fs::read(&state_file).unwrap(), before);
 }
+
+#[test]
+fn a_saved_plan_is_applied_exactly_or_refused() {
+    let p = project();
+    let plan = p.root_file("plan.json");
+    let plan_arg = plan.to_str().unwrap();
+    let with_gen = |args: &[&str], generation: &str| p.command(args).env("SW_GEN", generation).output().unwrap();
+
+    assert!(with_gen(&["preview", "--stack", "dev", "--save-plan", plan_arg], "0").status.success());
+    let out = with_gen(&["up", "--stack", "dev", "--yes", "--plan", plan_arg], "0");
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The state moves after the plan was saved.
+    assert!(with_gen(&["preview", "--stack", "dev", "--save-plan", plan_arg], "1").status.success());
+    assert!(with_gen(&["up", "--stack", "dev", "--yes"], "1").status.success());
+    let out = with_gen(&["up", "--stack", "dev", "--yes", "--plan", plan_arg], "1");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("state changed since the plan was saved"), "{}", text(&out));
+
+    // The program changes after the plan was saved.
+    assert!(with_gen(&["preview", "--stack", "dev", "--save-plan", plan_arg], "2").status.success());
+    let before = std::fs::read(p.state.join("stacks/dev.json")).unwrap();
+    let out = with_gen(&["up", "--stack", "dev", "--yes", "--plan", plan_arg], "3");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("now plans differently") && text(&out).contains("preview --save-plan"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(p.state.join("stacks/dev.json")).unwrap(), before, "a refused plan changes nothing");
+    let out = with_gen(&["up", "--stack", "dev", "--yes", "--plan", plan_arg], "2");
+    assert!(out.status.success(), "{}", text(&out));
+
+    std::fs::write(&plan, "{\"format\":\"something else\"}").unwrap();
+    let out = with_gen(&["up", "--stack", "dev", "--yes", "--plan", plan_arg], "2");
+    assert!(text(&out).contains("not a Stackwright plan file"), "{}", text(&out));
+}

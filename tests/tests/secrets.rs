@@ -104,6 +104,10 @@ fn a_canary_secret_never_appears_in_plain_text() {
     assert_eq!(run!("config get", &mut p.command(&["config", "get", "db_password"], Some(PASSPHRASE))), Some(0));
     assert_eq!(run!("preview", &mut p.command(&["preview"], Some(PASSPHRASE))), Some(0));
     assert_eq!(run!("preview json", &mut p.command(&["preview", "--json"], Some(PASSPHRASE))), Some(0));
+    let plan_file = p.root.join("project/plan.json");
+    let save = ["preview", "--save-plan", plan_file.to_str().unwrap()];
+    assert_eq!(run!("preview save-plan", &mut p.command(&save, Some(PASSPHRASE))), Some(0));
+    assert!(plan_file.exists());
     // The provider echoes the secret in its errors: once retried, once for good.
     let (retried, retried_text) =
         run_text("up retried", p.command(&["up", "--yes"], Some(PASSPHRASE)).env("SW_FAIL_AT", "1"));

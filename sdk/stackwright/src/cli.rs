@@ -12,6 +12,7 @@ use stackwright_state::{Backend, Cipher, KdfParams, LocalBackend, StackState, va
 use zeroize::Zeroizing;
 
 use crate::config::{Config, ConfigFile};
+use crate::saved_plan::SavedPlan;
 use tokio::sync::watch;
 
 use crate::engine::{Engine, Settings};
@@ -54,6 +55,9 @@ enum Command {
         /// Preview a destroy instead of an update.
         #[arg(long)]
         destroy: bool,
+        /// Save the plan to this file, for `up --plan`.
+        #[arg(long, value_name = "FILE", conflicts_with = "refresh")]
+        save_plan: Option<PathBuf>,
     },
     /// Apply the program: create, update, replace and delete resources.
     Up {
@@ -66,6 +70,9 @@ enum Command {
         /// Run at most this many steps at once.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
         parallel: u16,
+        /// Apply exactly this saved plan (from `preview --save-plan`), or refuse.
+        #[arg(long, value_name = "FILE", conflicts_with = "refresh")]
+        plan: Option<PathBuf>,
     },
     /// Delete every resource of the stack.
     Destroy {
@@ -419,10 +426,15 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
         )
     };
     match cli.command {
-        Command::Preview { refresh, detailed_exitcode, json, destroy } => {
+        Command::Preview { refresh, detailed_exitcode, json, destroy, save_plan } => {
             let opened = ctx.open(&cli.stack).await?;
             let stack = opened.name.clone();
             let report = engine(&opened, 16, "preview", false).preview(&stack, &program, refresh, destroy).await?;
+            if let Some(path) = &save_plan {
+                let saved = SavedPlan::new(&stack, destroy, report.state_fingerprint.clone(), &report.plan);
+                let bytes = saved.to_bytes(opened.cipher.as_deref())?;
+                std::fs::write(path, bytes).with_context(|| format!("writing the plan to {}", path.display()))?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&redacted_json(&report)?)?);
             } else {
@@ -439,16 +451,26 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+            if let Some(path) = &save_plan {
+                println!("Saved the plan to {}; apply it with `up --plan {}`.", path.display(), path.display());
+            }
             let changes = report.plan.has_changes() || !report.drift.is_empty();
             Ok(ExitCode::from(if detailed_exitcode && changes { 2 } else { 0 }))
         }
-        Command::Up { yes, refresh, parallel } => {
+        Command::Up { yes, refresh, parallel, plan } => {
             let opened = ctx.open(&cli.stack).await?;
             let stack = opened.name.clone();
             println!("Updating stack `{stack}`\n");
-            let report = engine(&opened, parallel, "up", true)
-                .up(&stack, &program, refresh, &confirm(yes, "apply these changes"))
-                .await?;
+            let engine = engine(&opened, parallel, "up", true);
+            let confirm = confirm(yes, "apply these changes");
+            let report = match &plan {
+                Some(path) => {
+                    let bytes = std::fs::read(path).with_context(|| format!("reading the plan {}", path.display()))?;
+                    let saved = SavedPlan::from_bytes(path, &stack, &bytes, opened.cipher.as_deref())?;
+                    engine.up_with_plan(&stack, &program, &saved, &confirm).await?
+                }
+                None => engine.up(&stack, &program, refresh, &confirm).await?,
+            };
             finish(report, "Update")
         }
         Command::Destroy { yes, parallel } => {

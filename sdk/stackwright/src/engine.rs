@@ -79,6 +79,9 @@ pub struct PreviewReport {
     pub pending: usize,
     /// Violations of advisory policies.
     pub policy_warnings: Vec<crate::policy::Violation>,
+    /// Fingerprint of the state the plan was made from (for saved plans).
+    #[serde(skip)]
+    pub state_fingerprint: String,
 }
 
 /// The result of an update.
@@ -158,11 +161,12 @@ impl Engine {
         destroy: bool,
     ) -> Result<PreviewReport, EngineError> {
         let mut state = self.load(stack).await?;
+        let state_fingerprint = crate::saved_plan::fingerprint(&state);
         let mut prepared = plan::prepare(build(program, stack, &self.settings)?)?;
         let drift =
             if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
         let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
-        Ok(PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings })
+        Ok(PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings, state_fingerprint })
     }
 
     /// Applies the program. `confirm` sees the plan and may refuse it.
@@ -174,6 +178,18 @@ impl Engine {
         confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
     ) -> Result<UpReport, EngineError> {
         self.apply(stack, program, refresh, false, confirm).await
+    }
+
+    /// Applies a saved plan: refused unless planning again now gives exactly its steps from the
+    /// same state.
+    pub async fn up_with_plan(
+        &self,
+        stack: &str,
+        program: &Program,
+        saved: &crate::saved_plan::SavedPlan,
+        confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
+    ) -> Result<UpReport, EngineError> {
+        self.apply_checked(stack, program, false, saved.destroy, confirm, Some(saved)).await
     }
 
     /// Deletes every resource of the stack.
@@ -200,6 +216,18 @@ impl Engine {
         destroy: bool,
         confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
     ) -> Result<UpReport, EngineError> {
+        self.apply_checked(stack, program, refresh, destroy, confirm, None).await
+    }
+
+    async fn apply_checked(
+        &self,
+        stack: &str,
+        program: &Program,
+        refresh: bool,
+        destroy: bool,
+        confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
+        saved: Option<&crate::saved_plan::SavedPlan>,
+    ) -> Result<UpReport, EngineError> {
         let started = Instant::now();
         let started_at = stackwright_state::backend::now_rfc3339();
         let mut prepared = plan::prepare(build(program, stack, &self.settings)?)?;
@@ -223,7 +251,11 @@ impl Engine {
             } else {
                 Vec::new()
             };
+            let fingerprint_before = crate::saved_plan::fingerprint(&state);
             let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
+            if let Some(reason) = saved.and_then(|s| s.mismatch(destroy, &fingerprint_before, &plan)) {
+                return Err(EngineError::PlanMismatch(reason));
+            }
             for w in &warnings {
                 (self.settings.observer)(&Event::PolicyWarning { violation: w.clone() });
             }

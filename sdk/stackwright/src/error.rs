@@ -94,6 +94,9 @@ pub enum EngineError {
         None => format!("  - resource `{r}`: {}", f.message),
     }).collect::<Vec<_>>().join("\n"))]
     Check(Vec<(String, CheckFailure)>),
+    /// A saved plan no longer matches what would be done.
+    #[error("refusing to apply the saved plan: {0}. Run `preview --save-plan` again")]
+    PlanMismatch(String),
     /// Mandatory policies refused the plan.
     #[error("policies refused the plan; nothing was changed:\n{}", .0.iter().map(|v| format!("  - {v}")).collect::<Vec<_>>().join("\n"))]
     Policy(Vec<crate::policy::Violation>),

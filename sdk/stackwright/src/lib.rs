@@ -17,6 +17,7 @@ pub mod policy;
 mod refresh;
 pub mod render;
 mod retry;
+pub mod saved_plan;
 pub mod scheduler;
 pub mod stack;
 
