@@ -20,6 +20,7 @@ mod retry;
 pub mod saved_plan;
 pub mod scheduler;
 pub mod stack;
+pub mod testing;
 
 pub use builtin::data::{Data, DataArgs, DataOutputs};
 pub use cli::{run, run_with_args};
