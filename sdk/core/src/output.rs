@@ -199,6 +199,16 @@ fn evaluate_node(node: &Node, resolver: &dyn Resolve) -> Result<Value, String> {
     }
 }
 
+impl<T> Output<T> {
+    /// An output from a property value known now; a secret wrapper makes it a secret output.
+    /// Used for values read from elsewhere, such as another stack's outputs.
+    pub fn from_value(value: Value) -> Self {
+        let secret_now = crate::value::is_secret(&value);
+        let plain = reveal(value).0;
+        Self::from_node(BTreeSet::new(), secret_now, Source::Known(plain))
+    }
+}
+
 impl<T: Serialize> Output<T> {
     /// An output whose value is known now.
     pub fn new(value: T) -> Self {

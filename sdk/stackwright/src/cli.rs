@@ -231,6 +231,7 @@ enum StateCommand {
     },
 }
 
+#[derive(Clone)]
 struct Context_ {
     backend: Arc<LocalBackend>,
     state_dir: PathBuf,
@@ -412,6 +413,12 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
     let project_dir = cli.project_dir.clone().unwrap_or_else(default_project_dir);
     let state_dir = cli.state_dir.clone().unwrap_or_else(|| project_dir.join(".stackwright"));
     let ctx = Context_ { backend: Arc::new(LocalBackend::new(&state_dir)), state_dir, project_dir };
+    // Another stack's state is opened with its own salt (and the same passphrase variables).
+    let opener = ctx.clone();
+    let references: Arc<dyn Fn(&str) -> Result<Arc<dyn Backend>, String> + Send + Sync> =
+        Arc::new(move |other: &str| {
+            opener.open_named(other.to_owned()).map(|o| o.backend as Arc<dyn Backend>).map_err(|e| format!("{e:#}"))
+        });
     let engine = |opened: &Opened, parallel: u16, command: &str, interrupt: bool| {
         Engine::new(
             opened.backend.clone(),
@@ -421,6 +428,7 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
                 interrupt: interrupt.then(interrupt_on_ctrl_c),
                 command: command.to_owned(),
                 config: Some(opened.config.clone()),
+                references: Some(references.clone()),
                 ..Settings::default()
             },
         )

@@ -53,6 +53,8 @@ pub struct Settings {
     pub command: String,
     /// The stack's configuration, given to the program.
     pub config: Option<Arc<crate::config::Config>>,
+    /// Opens other stacks' state for stack references; by default, this engine's backend.
+    pub references: Option<Arc<dyn Fn(&str) -> Result<Arc<dyn Backend>, String> + Send + Sync>>,
 }
 
 impl Default for Settings {
@@ -64,6 +66,7 @@ impl Default for Settings {
             interrupt: None,
             command: "stackwright".into(),
             config: None,
+            references: None,
         }
     }
 }
@@ -123,12 +126,35 @@ pub struct Engine {
     settings: Settings,
 }
 
-fn build(program: &Program, stack: &str, settings: &Settings) -> Result<Stack, EngineError> {
+/// Runs the program on a blocking thread, where stack references may wait for a backend.
+async fn build(
+    program: &Program,
+    stack: &str,
+    settings: &Settings,
+    backend: &Arc<dyn Backend>,
+) -> Result<Stack, EngineError> {
     let mut s = match &settings.config {
         Some(c) => Stack::with_config(stack, c.clone()),
         None => Stack::new(stack),
     };
-    program(&mut s).map_err(EngineError::Program)?;
+    let opener = settings.references.clone();
+    let own = backend.clone();
+    let handle = tokio::runtime::Handle::current();
+    s.references = Some(Arc::new(move |other: &str| {
+        let backend = match &opener {
+            Some(open) => open(other)?,
+            None => own.clone(),
+        };
+        let state = handle.block_on(backend.load(other)).map_err(|e| e.to_string())?;
+        let state = state.ok_or_else(|| format!("stack `{other}` has no state in {}", backend.describe()))?;
+        Ok(state.exports)
+    }));
+    let program = program.clone();
+    let built = tokio::task::spawn_blocking(move || program(&mut s).map(|()| s))
+        .await
+        .map_err(|e| EngineError::Program(anyhow::anyhow!("the program panicked: {e}")))?;
+    let mut s = built.map_err(EngineError::Program)?;
+    s.references = None;
     Ok(s)
 }
 
@@ -162,7 +188,7 @@ impl Engine {
     ) -> Result<PreviewReport, EngineError> {
         let mut state = self.load(stack).await?;
         let state_fingerprint = crate::saved_plan::fingerprint(&state);
-        let mut prepared = plan::prepare(build(program, stack, &self.settings)?)?;
+        let mut prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let drift =
             if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
         let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
@@ -230,7 +256,7 @@ impl Engine {
     ) -> Result<UpReport, EngineError> {
         let started = Instant::now();
         let started_at = stackwright_state::backend::now_rfc3339();
-        let mut prepared = plan::prepare(build(program, stack, &self.settings)?)?;
+        let mut prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let (_lock, state) = self.begin(stack).await?;
         let shared = Arc::new(Mutex::new(state.clone()));
         let journal = self.backend.open_journal(stack, state.serial).await?;
@@ -348,7 +374,7 @@ impl Engine {
 
     /// Reads every resource and records what changed outside the program.
     pub async fn refresh(&self, stack: &str, program: &Program) -> Result<Vec<Drift>, EngineError> {
-        let prepared = plan::prepare(build(program, stack, &self.settings)?)?;
+        let prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let (_lock, state) = self.begin(stack).await?;
         let shared = Arc::new(Mutex::new(state.clone()));
         let journal = self.backend.open_journal(stack, state.serial).await?;
@@ -388,7 +414,7 @@ impl Engine {
         id: &str,
     ) -> Result<ResourceState, EngineError> {
         let fail = |message: String| EngineError::Import { resource: name.to_owned(), message };
-        let prepared = plan::prepare(build(program, stack, &self.settings)?)?;
+        let prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let bound = prepared.handler_for_state("", type_token).ok_or_else(|| {
             fail(format!("no registered provider handles type `{type_token}`; register it in the program"))
         })?;

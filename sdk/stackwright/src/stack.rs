@@ -1,7 +1,7 @@
 //! The program's handle: the stack's name and the resources, providers and exports the program
 //! declares. Declaring does no I/O; the engine resolves and applies declarations afterwards.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::Location;
 use std::sync::Arc;
 
@@ -43,6 +43,36 @@ pub struct Stack {
     pub(crate) exports: Vec<(String, ArgsFn)>,
     pub(crate) policies: Vec<Policy>,
     pub(crate) config: Arc<Config>,
+    pub(crate) references: Option<ReferenceLoader>,
+}
+
+/// Loads another stack's exported outputs (secrets still wrapped), for stack references.
+pub type ReferenceLoader = Arc<dyn Fn(&str) -> Result<BTreeMap<String, Value>, String> + Send + Sync>;
+
+/// Another stack's outputs, read by [`Stack::reference`].
+#[derive(Debug, Clone)]
+pub struct StackReference {
+    stack: String,
+    outputs: BTreeMap<String, Value>,
+}
+
+impl StackReference {
+    /// An exported output of the referenced stack; secret if it was exported secret.
+    pub fn output<T>(&self, name: &str) -> Result<Output<T>, anyhow::Error> {
+        match self.outputs.get(name) {
+            Some(v) => Ok(Output::from_value(v.clone())),
+            None => Err(anyhow::anyhow!(
+                "stack `{}` has no output named `{name}` (it has: {}); export it there with `stack.export`",
+                self.stack,
+                self.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    /// The names of the referenced stack's outputs.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.outputs.keys().map(String::as_str)
+    }
 }
 
 impl Stack {
@@ -55,6 +85,7 @@ impl Stack {
     pub fn with_config(name: &str, config: Arc<Config>) -> Self {
         Stack {
             config,
+            references: None,
             policies: Vec::new(),
             name: name.to_owned(),
             registrations: Vec::new(),
@@ -144,6 +175,15 @@ impl Stack {
             location,
         });
         handle
+    }
+
+    /// Reads another stack's exported outputs (a stack reference). Secret outputs stay secret.
+    pub fn reference(&self, stack: &str) -> Result<StackReference, anyhow::Error> {
+        let loader = self.references.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("stack references are not available in this context (referencing `{stack}`)")
+        })?;
+        let outputs = loader(stack).map_err(|e| anyhow::anyhow!("reading the outputs of stack `{stack}`: {e}"))?;
+        Ok(StackReference { stack: stack.to_owned(), outputs })
     }
 
     /// Registers a policy that inspects every plan before it is applied. `check` returns the
