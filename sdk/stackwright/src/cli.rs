@@ -415,10 +415,9 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
     let ctx = Context_ { backend: Arc::new(LocalBackend::new(&state_dir)), state_dir, project_dir };
     // Another stack's state is opened with its own salt (and the same passphrase variables).
     let opener = ctx.clone();
-    let references: Arc<dyn Fn(&str) -> Result<Arc<dyn Backend>, String> + Send + Sync> =
-        Arc::new(move |other: &str| {
-            opener.open_named(other.to_owned()).map(|o| o.backend as Arc<dyn Backend>).map_err(|e| format!("{e:#}"))
-        });
+    let references: crate::engine::StackOpener = Arc::new(move |other: &str| {
+        opener.open_named(other.to_owned()).map(|o| o.backend as Arc<dyn Backend>).map_err(|e| format!("{e:#}"))
+    });
     let engine = |opened: &Opened, parallel: u16, command: &str, interrupt: bool| {
         Engine::new(
             opened.backend.clone(),

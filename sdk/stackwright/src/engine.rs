@@ -38,6 +38,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Opens another stack's backend (with that stack's secrets provider), for stack references.
+pub type StackOpener = Arc<dyn Fn(&str) -> Result<Arc<dyn Backend>, String> + Send + Sync>;
+
 /// Engine settings.
 #[derive(Clone)]
 pub struct Settings {
@@ -54,7 +57,7 @@ pub struct Settings {
     /// The stack's configuration, given to the program.
     pub config: Option<Arc<crate::config::Config>>,
     /// Opens other stacks' state for stack references; by default, this engine's backend.
-    pub references: Option<Arc<dyn Fn(&str) -> Result<Arc<dyn Backend>, String> + Send + Sync>>,
+    pub references: Option<StackOpener>,
 }
 
 impl Default for Settings {

@@ -74,6 +74,7 @@ where
     }
     let mut running: JoinSet<(usize, Result<T, String>)> = JoinSet::new();
     let mut interrupted = *interrupt.borrow();
+    let mut interrupt_closed = false;
     let mut cursor = 0;
     loop {
         // Read the flag directly too: a step that just finished may have raced its change.
@@ -124,12 +125,11 @@ where
                     }
                 }
             }
-            changed = interrupt.changed(), if !interrupted => {
-                interrupted = changed.is_err() || *interrupt.borrow();
-                if changed.is_err() {
-                    // The sender is gone: nobody can interrupt any more.
-                    interrupted = false;
-                    interrupt = watch::channel(false).1;
+            changed = interrupt.changed(), if !interrupted && !interrupt_closed => {
+                match changed {
+                    Ok(()) => interrupted = *interrupt.borrow(),
+                    // Nobody can interrupt any more: stop polling, or this branch would spin.
+                    Err(_) => interrupt_closed = true,
                 }
             }
         }
