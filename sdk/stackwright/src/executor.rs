@@ -20,7 +20,7 @@ use crate::journal_writer::JournalHandle;
 use crate::options::Timeouts;
 use crate::plan::{Bound, Prepared, StepOp, decide, delete_dependencies, mark_secret_outputs, resolve_args};
 use crate::retry::{CallError, call_with_retry};
-use crate::scheduler::{DagNode, NodeOutcome, run_dag};
+use crate::scheduler::{DagNode, NodeOutcome, Slot, run_dag};
 use crate::stack::Registration;
 
 /// A step that did not succeed.
@@ -125,6 +125,7 @@ impl Run {
         retire_previous: bool,
         mut records: Vec<Record>,
         secrets: &[String],
+        slot: &Slot,
     ) -> Result<(), String> {
         let op = new_operation_id();
         let side_effects = bound.handler.has_side_effects();
@@ -144,6 +145,8 @@ impl Run {
             handler.create(&ctx, &plain)
         })
         .await;
+        // The call is over; let the next one start while this result becomes durable.
+        slot.release();
         match result {
             Ok((id, outputs)) => {
                 let outputs = mark_secret_outputs(outputs, handler.outputs_schema(), inputs);
@@ -170,6 +173,7 @@ impl Run {
         decision: &crate::plan::Decision,
         mut records: Vec<Record>,
         secrets: &[String],
+        slot: &Slot,
     ) -> Result<(), String> {
         let (inputs, changes) = (&decision.inputs, &decision.changes);
         let op = new_operation_id();
@@ -202,6 +206,7 @@ impl Run {
             handler.update(&ctx, &stored, &plain, &plain_changes)
         })
         .await;
+        slot.release();
         match result {
             Ok(outputs) => {
                 let outputs = mark_secret_outputs(outputs, handler.outputs_schema(), inputs);
@@ -226,6 +231,7 @@ impl Run {
         bound: &Bound,
         retired: bool,
         timeouts: Timeouts,
+        slot: &Slot,
     ) -> Result<(), String> {
         let finish = |op: Option<String>| {
             if retired {
@@ -274,6 +280,7 @@ impl Run {
             },
         )
         .await;
+        slot.release();
         match result {
             Ok(()) => self.journal.write(vec![finish(side_effects.then_some(op))]).await,
             Err(e) => {
@@ -285,7 +292,7 @@ impl Run {
         }
     }
 
-    async fn apply_desired(&self, i: usize) -> Result<StepOp, String> {
+    async fn apply_desired(&self, i: usize, slot: &Slot) -> Result<StepOp, String> {
         let prepared = &self.prepared;
         let reg = &prepared.regs[i];
         let bound = &prepared.bound[i];
@@ -335,7 +342,7 @@ impl Run {
                 self.live.lock().expect("live lock").insert(reg.urn.clone(), (old.id.clone(), old.outputs.clone()));
                 Ok(())
             }
-            (StepOp::Update, Some(old)) => self.update(reg, bound, old, &decision, records, &secrets).await,
+            (StepOp::Update, Some(old)) => self.update(reg, bound, old, &decision, records, &secrets, slot).await,
             (StepOp::Replace { delete_before_create }, Some(old)) => {
                 if reg.opts.protect || old.protect {
                     return Err(format!(
@@ -349,13 +356,13 @@ impl Run {
                     }
                     let moved = ResourceState { urn: reg.urn.clone(), ..old.clone() };
                     let timeouts = reg.opts.timeouts.unwrap_or_default();
-                    self.delete(&moved, bound, false, timeouts).await?;
-                    self.create(reg, bound, &decision.inputs, false, records, &secrets).await
+                    self.delete(&moved, bound, false, timeouts, &Slot::detached()).await?;
+                    self.create(reg, bound, &decision.inputs, false, records, &secrets, slot).await
                 } else {
-                    self.create(reg, bound, &decision.inputs, true, records, &secrets).await
+                    self.create(reg, bound, &decision.inputs, true, records, &secrets, slot).await
                 }
             }
-            _ => self.create(reg, bound, &decision.inputs, false, records, &secrets).await,
+            _ => self.create(reg, bound, &decision.inputs, false, records, &secrets, slot).await,
         };
         match &result {
             Ok(()) if op.is_change() => {
@@ -393,11 +400,12 @@ pub(crate) async fn execute(
             .enumerate()
             .map(|(i, _)| DagNode { deps: prepared.deps[i].clone(), provider: prepared.bound[i].provider.clone() })
             .collect();
-        let outcomes = run_dag(&nodes, &prepared.provider_limits, run.settings.parallel, interrupt.clone(), |i| {
-            let run = run.clone();
-            async move { run.apply_desired(i).await }
-        })
-        .await;
+        let outcomes =
+            run_dag(&nodes, &prepared.provider_limits, run.settings.parallel, interrupt.clone(), |i, slot| {
+                let run = run.clone();
+                async move { run.apply_desired(i, &slot).await }
+            })
+            .await;
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let reg = &prepared.regs[i];
             let message = match outcome {
@@ -475,7 +483,7 @@ pub(crate) async fn execute(
     }
     let items = Arc::new(items);
     let bounds = Arc::new(bounds);
-    let outcomes = run_dag(&nodes, &prepared.provider_limits, run.settings.parallel, interrupt.clone(), |i| {
+    let outcomes = run_dag(&nodes, &prepared.provider_limits, run.settings.parallel, interrupt.clone(), |i, slot| {
         let (run, items, bounds) = (run.clone(), items.clone(), bounds.clone());
         async move {
             let (r, retired) = &items[i];
@@ -488,7 +496,7 @@ pub(crate) async fn execute(
             let op = if *retired { StepOp::DeleteReplaced } else { StepOp::Delete };
             (run.settings.observer)(&Event::StepStarted { urn: r.urn.clone(), op });
             let started = Instant::now();
-            match run.delete(r, bound, *retired, Timeouts::default()).await {
+            match run.delete(r, bound, *retired, Timeouts::default(), &slot).await {
                 Ok(()) => {
                     (run.settings.observer)(&Event::StepFinished {
                         urn: r.urn.clone(),

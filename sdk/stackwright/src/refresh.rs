@@ -75,7 +75,7 @@ pub(crate) async fn refresh_in_memory(
     let bound = Arc::new(bound);
     let stack = state.stack.clone();
     let (_never, rx) = tokio::sync::watch::channel(false);
-    let outcomes = run_dag(&nodes, &prepared.provider_limits, settings.parallel, rx, |i| {
+    let outcomes = run_dag(&nodes, &prepared.provider_limits, settings.parallel, rx, |i, _slot| {
         let (resources, bound, stack, settings) = (resources.clone(), bound.clone(), stack.clone(), settings.clone());
         async move {
             let r = &resources[i];

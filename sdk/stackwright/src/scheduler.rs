@@ -4,9 +4,50 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+
+struct Counters {
+    total: AtomicUsize,
+    per_provider: Vec<AtomicUsize>,
+    freed: Notify,
+}
+
+/// A step's place under the parallel and provider limits. A step releases it as soon as its
+/// provider call returns, so the next call can start while the step makes its result durable;
+/// it is released at the latest when the step ends.
+pub struct Slot {
+    counters: Option<Arc<Counters>>,
+    provider: usize,
+    released: AtomicBool,
+}
+
+impl Slot {
+    /// A slot that counts against nothing (for nested calls that must not free their parent's).
+    pub fn detached() -> Self {
+        Slot { counters: None, provider: 0, released: AtomicBool::new(true) }
+    }
+
+    /// Frees the slot for another step. Idempotent.
+    pub fn release(&self) {
+        if let Some(c) = &self.counters
+            && !self.released.swap(true, Ordering::SeqCst)
+        {
+            c.total.fetch_sub(1, Ordering::SeqCst);
+            c.per_provider[self.provider].fetch_sub(1, Ordering::SeqCst);
+            c.freed.notify_one();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
 
 /// How one node of the DAG ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +70,7 @@ pub struct DagNode {
     pub provider: String,
 }
 
-/// Runs the DAG. `work(i)` is spawned when node `i` is ready.
+/// Runs the DAG. `work(i, slot)` is spawned when node `i` is ready.
 pub async fn run_dag<T, F, Fut>(
     nodes: &[DagNode],
     limits: &HashMap<String, usize>,
@@ -39,7 +80,7 @@ pub async fn run_dag<T, F, Fut>(
 ) -> Vec<NodeOutcome<T>>
 where
     T: Send + 'static,
-    F: Fn(usize) -> Fut,
+    F: Fn(usize, Slot) -> Fut,
     Fut: Future<Output = Result<T, String>> + Send + 'static,
 {
     let n = nodes.len();
@@ -66,7 +107,11 @@ where
         .collect();
     let provider_limit: Vec<usize> = providers.iter().map(|p| limits.get(*p).copied().unwrap_or(usize::MAX)).collect();
     let mut ready: Vec<VecDeque<usize>> = vec![VecDeque::new(); providers.len()];
-    let mut running_per_provider = vec![0usize; providers.len()];
+    let counters = Arc::new(Counters {
+        total: AtomicUsize::new(0),
+        per_provider: (0..providers.len()).map(|_| AtomicUsize::new(0)).collect(),
+        freed: Notify::new(),
+    });
     for i in 0..n {
         if remaining[i] == 0 {
             ready[node_provider[i]].push_back(i);
@@ -79,15 +124,17 @@ where
     loop {
         // Read the flag directly too: a step that just finished may have raced its change.
         interrupted |= *interrupt.borrow();
-        while !interrupted && running.len() < parallel {
+        while !interrupted && counters.total.load(Ordering::SeqCst) < parallel {
             let start = (0..providers.len())
                 .map(|k| (cursor + k) % providers.len())
-                .find(|&p| !ready[p].is_empty() && running_per_provider[p] < provider_limit[p]);
+                .find(|&p| !ready[p].is_empty() && counters.per_provider[p].load(Ordering::SeqCst) < provider_limit[p]);
             let Some(p) = start else { break };
             cursor = (p + 1) % providers.len();
             let i = ready[p].pop_front().expect("non-empty ready queue");
-            running_per_provider[p] += 1;
-            let fut = work(i);
+            counters.total.fetch_add(1, Ordering::SeqCst);
+            counters.per_provider[p].fetch_add(1, Ordering::SeqCst);
+            let slot = Slot { counters: Some(counters.clone()), provider: p, released: AtomicBool::new(false) };
+            let fut = work(i, slot);
             running.spawn(async move { (i, fut.await) });
         }
         if running.is_empty() {
@@ -100,7 +147,6 @@ where
                     Ok(r) => r,
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 };
-                running_per_provider[node_provider[i]] -= 1;
                 match result {
                     Ok(v) => {
                         outcomes[i] = Some(NodeOutcome::Done(v));
@@ -125,6 +171,7 @@ where
                     }
                 }
             }
+            _ = counters.freed.notified() => {}
             changed = interrupt.changed(), if !interrupted && !interrupt_closed => {
                 match changed {
                     Ok(()) => interrupted = *interrupt.borrow(),
@@ -140,8 +187,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn chain_and_fan() -> Vec<DagNode> {
         // 0 -> 1 -> 2, 0 -> 3, 4 independent.
@@ -157,7 +202,7 @@ mod tests {
     #[tokio::test]
     async fn a_failure_skips_dependents_only() {
         let (_tx, rx) = watch::channel(false);
-        let out = run_dag(&chain_and_fan(), &HashMap::new(), 4, rx, |i| async move {
+        let out = run_dag(&chain_and_fan(), &HashMap::new(), 4, rx, |i, _slot| async move {
             if i == 1 { Err("boom".to_string()) } else { Ok(i) }
         })
         .await;
@@ -175,7 +220,7 @@ mod tests {
         let max = Arc::new(AtomicUsize::new(0));
         let (_tx, rx) = watch::channel(false);
         let limits = HashMap::from([("p".to_string(), 3)]);
-        let out = run_dag(&nodes, &limits, 10, rx, |_| {
+        let out = run_dag(&nodes, &limits, 10, rx, |_, slot| {
             let (now, max) = (now.clone(), max.clone());
             async move {
                 let n = now.fetch_add(1, Ordering::SeqCst) + 1;
@@ -183,6 +228,7 @@ mod tests {
                 tokio::task::yield_now().await;
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 now.fetch_sub(1, Ordering::SeqCst);
+                drop(slot);
                 Ok(())
             }
         })
@@ -198,7 +244,7 @@ mod tests {
             .collect();
         let (tx, rx) = watch::channel(false);
         let tx = Arc::new(tx);
-        let out = run_dag(&nodes, &HashMap::new(), 4, rx, |i| {
+        let out = run_dag(&nodes, &HashMap::new(), 4, rx, |i, _slot| {
             let tx = tx.clone();
             async move {
                 if i == 2 {

@@ -23,7 +23,9 @@ fn main() -> std::process::ExitCode {
     let n: usize = env("SW_N", 30);
     let generation: u64 = env("SW_GEN", 0);
     let faults = Faults {
-        latency: Duration::from_millis(env("SW_LATENCY_MS", 0)),
+        // Half before the work and half after, so a kill can land while a response is on its way.
+        latency: Duration::from_micros(env("SW_LATENCY_MS", 0) * 500),
+        response_latency: Duration::from_micros(env("SW_LATENCY_MS", 0) * 500),
         fail_at_call: std::env::var("SW_FAIL_AT").ok().and_then(|v| v.parse().ok()),
         error_rate: env("SW_ERROR_RATE", 0.0),
         error_kind: match std::env::var("SW_FAIL_KIND").as_deref() {

@@ -156,8 +156,11 @@ impl World {
 /// What to inject into calls.
 #[derive(Debug, Clone)]
 pub struct Faults {
-    /// Added to every call.
+    /// Added to every call before it does its work (the request travelling).
     pub latency: Duration,
+    /// Added after the work is done, before the call returns (the response travelling). A crash
+    /// in this window finds the work done but unacknowledged, as with a real cloud.
+    pub response_latency: Duration,
     /// Probability in [0, 1] that a call fails with `error_kind` before doing anything.
     pub error_rate: f64,
     /// The kind of injected random errors.
@@ -176,6 +179,7 @@ impl Default for Faults {
     fn default() -> Self {
         Faults {
             latency: Duration::ZERO,
+            response_latency: Duration::ZERO,
             error_rate: 0.0,
             error_kind: ErrorKind::Transient,
             retry_after: None,
@@ -292,11 +296,8 @@ impl ItemHandler {
         let started = s.sequence.fetch_add(1, Ordering::SeqCst);
         let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         s.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        // Half the latency is the request travelling, half the response: a crash in the second
-        // half finds the work done but unacknowledged, as with a real cloud.
-        let half = s.faults.latency / 2;
-        if !half.is_zero() {
-            tokio::time::sleep(half).await;
+        if !s.faults.latency.is_zero() {
+            tokio::time::sleep(s.faults.latency).await;
         }
         let n = if counts { s.calls.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
         let injected = if counts && s.faults.fail_at_call == Some(n) {
@@ -319,8 +320,8 @@ impl ItemHandler {
             Some(e) => Err(e),
             None => work(),
         };
-        if !half.is_zero() {
-            tokio::time::sleep(s.faults.latency - half).await;
+        if !s.faults.response_latency.is_zero() {
+            tokio::time::sleep(s.faults.response_latency).await;
         }
         if counts && s.faults.crash_at_call == Some(n) {
             // Simulates the process dying after the cloud did the work but before we heard back.
