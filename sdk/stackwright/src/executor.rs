@@ -46,6 +46,14 @@ pub(crate) struct Outcome {
     pub interrupted: bool,
 }
 
+/// What a provider call needs besides its arguments: secrets to scrub from messages, and the
+/// step's slot to free when the call returns.
+#[derive(Clone, Copy)]
+struct CallEnv<'a> {
+    secrets: &'a [String],
+    slot: &'a Slot,
+}
+
 struct Run {
     prepared: Arc<Prepared>,
     prior: Arc<StackState>,
@@ -124,9 +132,9 @@ impl Run {
         inputs: &Value,
         retire_previous: bool,
         mut records: Vec<Record>,
-        secrets: &[String],
-        slot: &Slot,
+        env: CallEnv<'_>,
     ) -> Result<(), String> {
+        let CallEnv { secrets, slot } = env;
         let op = new_operation_id();
         let side_effects = bound.handler.has_side_effects();
         if side_effects {
@@ -172,9 +180,9 @@ impl Run {
         old: &ResourceState,
         decision: &crate::plan::Decision,
         mut records: Vec<Record>,
-        secrets: &[String],
-        slot: &Slot,
+        env: CallEnv<'_>,
     ) -> Result<(), String> {
+        let CallEnv { secrets, slot } = env;
         let (inputs, changes) = (&decision.inputs, &decision.changes);
         let op = new_operation_id();
         let side_effects = bound.handler.has_side_effects();
@@ -342,7 +350,7 @@ impl Run {
                 self.live.lock().expect("live lock").insert(reg.urn.clone(), (old.id.clone(), old.outputs.clone()));
                 Ok(())
             }
-            (StepOp::Update, Some(old)) => self.update(reg, bound, old, &decision, records, &secrets, slot).await,
+            (StepOp::Update, Some(old)) => self.update(reg, bound, old, &decision, records, CallEnv { secrets: &secrets, slot }).await,
             (StepOp::Replace { delete_before_create }, Some(old)) => {
                 if reg.opts.protect || old.protect {
                     return Err(format!(
@@ -357,12 +365,12 @@ impl Run {
                     let moved = ResourceState { urn: reg.urn.clone(), ..old.clone() };
                     let timeouts = reg.opts.timeouts.unwrap_or_default();
                     self.delete(&moved, bound, false, timeouts, &Slot::detached()).await?;
-                    self.create(reg, bound, &decision.inputs, false, records, &secrets, slot).await
+                    self.create(reg, bound, &decision.inputs, false, records, CallEnv { secrets: &secrets, slot }).await
                 } else {
-                    self.create(reg, bound, &decision.inputs, true, records, &secrets, slot).await
+                    self.create(reg, bound, &decision.inputs, true, records, CallEnv { secrets: &secrets, slot }).await
                 }
             }
-            _ => self.create(reg, bound, &decision.inputs, false, records, &secrets, slot).await,
+            _ => self.create(reg, bound, &decision.inputs, false, records, CallEnv { secrets: &secrets, slot }).await,
         };
         match &result {
             Ok(()) if op.is_change() => {
