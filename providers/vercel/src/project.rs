@@ -223,6 +223,12 @@ impl ProjectHandler {
         Ok(())
     }
 
+    fn conflict(&self, op: &str, name: &str, f: Failure) -> ProviderError {
+        self.shared.settle(op);
+        let api = f.into_error("");
+        conflict_with_import(&format!("Vercel project \"{name}\""), name, &api)
+    }
+
     /// Adopts the project an earlier attempt of this create may have made.
     async fn adopt(&self, name: &str, since: i64) -> Result<Option<Value>, ProviderError> {
         let found = self.get(name).await.map_err(|f| f.into_error(&format!("looking for project \"{name}\"")))?;
@@ -260,41 +266,45 @@ impl Handler<Project> for ProjectHandler {
         let name = args.name.get().clone();
         let op = ctx.operation_id.as_str();
         let context = format!("creating project \"{name}\"");
-        if let Some(since) = self.shared.unknown_attempt(op)
-            && let Some(p) = self.adopt(&name, since).await?
-        {
-            self.shared.settle(op);
-            return Ok(Created { id: outputs(&p).id, outputs: outputs(&p) });
-        }
-        let mut body = Map::new();
-        body.insert("name".into(), json!(name));
-        for (key, get, _) in SETTINGS {
-            if let Some(v) = opt(get(args)) {
-                body.insert((*key).into(), json!(v));
-            }
-        }
-        if let Some(git) = &args.git_repository {
-            body.insert("gitRepository".into(), json!({ "type": git.provider.as_str(), "repo": git.repo }));
-        }
-        let started = now_ms();
-        let created =
-            match self.shared.client.send(Method::POST, "/v11/projects", &[], Some(&Value::Object(body)), &[]).await {
-                Ok(p) => p,
-                Err(f) if f.status() == Some(409) => {
-                    if let Some(since) = self.shared.unknown_attempt(op)
-                        && let Some(p) = self.adopt(&name, since).await?
-                    {
-                        p
-                    } else {
-                        self.shared.settle(op);
-                        let api = f.into_error("");
-                        return Err(conflict_with_import(&format!("Vercel project \"{name}\""), &name, &api));
+        let earlier = match self.shared.unknown_attempt(op) {
+            Some(since) => self.adopt(&name, since).await?.map(|p| (p, since)),
+            None => None,
+        };
+        let (created, started) = match earlier {
+            Some(found) => found,
+            None => {
+                let mut body = Map::new();
+                body.insert("name".into(), json!(name));
+                for (key, get, _) in SETTINGS {
+                    if let Some(v) = opt(get(args)) {
+                        body.insert((*key).into(), json!(v));
                     }
                 }
-                Err(f) => return Err(self.shared.create_failed(op, started, f, &context)),
-            };
+                if let Some(git) = &args.git_repository {
+                    body.insert("gitRepository".into(), json!({ "type": git.provider.as_str(), "repo": git.repo }));
+                }
+                let started = now_ms();
+                let body = Value::Object(body);
+                match self.shared.client.send(Method::POST, "/v11/projects", &[], Some(&body), &[]).await {
+                    Ok(p) => (p, started),
+                    Err(f) if f.status() == Some(409) => {
+                        let since = self.shared.unknown_attempt(op);
+                        match since {
+                            Some(since) => match self.adopt(&name, since).await? {
+                                Some(p) => (p, since),
+                                None => return Err(self.conflict(op, &name, f)),
+                            },
+                            None => return Err(self.conflict(op, &name, f)),
+                        }
+                    }
+                    Err(f) => return Err(self.shared.create_failed(op, started, f, &context)),
+                }
+            }
+        };
         let out = outputs(&created);
         if let Some(branch) = args.git_repository.as_ref().and_then(|g| g.production_branch.as_deref()) {
+            // The project exists now: if this fails, the engine's retry must adopt it.
+            self.shared.record_unknown(op, started);
             self.set_branch(&out.id, branch).await?;
         }
         self.shared.settle(op);

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -56,6 +56,44 @@ pub fn settings() -> Settings {
     }
 }
 
+/// Everything the provider logged at debug level, from every test of this binary.
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    /// The text logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("capture lock")).into_owned()
+    }
+}
+
+/// The provider's debug logs. Installed as the global subscriber before any test talks to the
+/// provider (every harness starts here), so no log line is missed.
+pub fn logs() -> &'static Capture {
+    static LOGS: OnceLock<Capture> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("stackwright_vercel=debug"))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        capture
+    })
+}
+
 /// An emulator, a provider for it, and an engine.
 pub struct Harness {
     pub emu: EmulatorHandle,
@@ -85,6 +123,7 @@ pub async fn harness_full(
     config: impl FnOnce(VercelConfig) -> VercelConfig,
     settings: Settings,
 ) -> Harness {
+    logs();
     let token = unique("tok-");
     let builder = Emulator::builder().token(&token).team(TEAM, SLUG).seed(7).deployments(fast_builds());
     let emu = emulator(builder).start().await.expect("emulator starts");

@@ -142,3 +142,30 @@ async fn a_token_without_access_to_the_team_is_unauthorized() {
     assert!(failure.message.contains("unauthorized") && failure.message.contains("403"), "{}", failure.message);
     assert_eq!(h.stats().requests("POST /v11/projects"), 1, "not retried");
 }
+
+#[tokio::test]
+async fn a_create_that_fails_after_the_project_exists_adopts_it_on_retry() {
+    let h = harness().await;
+    // The production branch is set by a second call, after the project exists; it is
+    // throttled once, so the engine retries the whole create.
+    h.emu
+        .set_faults(stackwright_vercel_emulator::FaultConfig {
+            burst_429: 1,
+            retry_after_secs: 0,
+            methods: vec!["PATCH".into()],
+            path_prefixes: vec!["/v9/projects/".into()],
+            ..Default::default()
+        })
+        .expect("faults are valid");
+    let program = h.program(|s| {
+        s.resource::<Project>(
+            "web",
+            args("two-steps", None, Some(GitRepository::github("acme/two").production_branch("release"))),
+        );
+    });
+    h.up(&program).await;
+    let stats = h.stats();
+    assert_eq!(stats.status_count("PATCH /v9/projects/{id_or_name}/branch", 429), 1, "{stats:#?}");
+    assert_eq!(stats.requests("POST /v11/projects"), 1, "the retry adopted the project instead of creating it again");
+    assert_eq!(h.object("projects", "name", "two-steps")["link"]["productionBranch"], "release");
+}

@@ -1,7 +1,6 @@
 //! Secret canaries: a unique token and unique secret values must never appear in rendered
 //! plans, drift, progress events, failure messages, or the provider's debug logs.
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
@@ -12,38 +11,8 @@ use stackwright_vercel_emulator::FaultConfig;
 
 use crate::common::*;
 
-/// Collects what the log subscriber writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("capture lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("capture lock")).into_owned()
-    }
-}
-
-// The subscriber is per thread, so the whole test (engine, provider and emulator) runs on one.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn secret_canaries_never_appear_in_plans_messages_or_logs() {
-    let logs = Capture::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("stackwright_vercel=debug"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
     let events = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = events.clone();
     let settings = Settings {
@@ -113,7 +82,8 @@ async fn secret_canaries_never_appear_in_plans_messages_or_logs() {
     shown.extend(report.failures.iter().map(|f| f.message.clone()));
     shown.push(format!("{:?} {:?}", h.vercel, h.vercel.config()));
     shown.extend(events.lock().expect("events lock").iter().cloned());
-    let log = logs.text();
+    // The logs of every test so far, this one's included.
+    let log = logs().text();
     shown.push(log.clone());
     let everything = shown.join("\n");
 
@@ -122,8 +92,9 @@ async fn secret_canaries_never_appear_in_plans_messages_or_logs() {
     assert_eq!(sent["value"], encrypted.as_str(), "drift was repaired");
     assert_eq!(h.object("envs", "key", "SENS")["value"], sensitive.as_str());
     assert!(everything.contains("[secret]"), "plans show secrets as [secret]");
-    assert!(log.contains("→ POST") && log.contains("/env") && log.contains("[redacted]"), "requests are logged");
-    assert!(log.contains("ENC") && log.contains("← 503"), "keys and failures are logged");
+    let ours = format!("→ POST {}/v10/projects/{project}/env", h.emu.base_url());
+    assert!(log.contains(&ours) && log.contains("\"value\":\"[redacted]\""), "requests are logged");
+    assert!(log.contains("\"key\":\"ENC\"") && log.contains("← 503"), "keys and failures are logged");
     assert!(everything.contains("will be retried"), "retries happened");
     // ... and never shown.
     for canary in [&h.token, &encrypted, &sensitive, &wired, &dup_a, &dup_b, &drifted] {
