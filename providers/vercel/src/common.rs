@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde_json::Value;
 use stackwright_core::{Input, ProviderError};
@@ -77,17 +78,26 @@ impl Shared {
         failure.into_error(context)
     }
 
-    /// A read answered 404. An object created within the consistency grace may simply not be
-    /// visible yet: that is a transient error (the engine reads again). Otherwise it is gone.
-    pub fn not_found_on_read(&self, created_at: Option<i64>, what: &str) -> Result<(), ProviderError> {
-        let grace = self.client.config.consistency_grace.as_millis() as i64;
-        match created_at {
-            Some(c) if grace > 0 && now_ms() - c < grace => Err(ProviderError::transient(format!(
-                "{what} was created {} ms ago and is not visible yet (the API's read lag); reading again",
-                (now_ms() - c).max(0)
-            ))
-            .with_retry_after(std::time::Duration::from_millis(200))),
-            _ => Ok(()),
+    /// Reads an object with `get` (`None` means 404). The API may not show an object for a
+    /// moment after its creation, so a 404 for an object created less than the consistency
+    /// grace ago is read again (every poll interval) until it shows or the grace has passed;
+    /// only then is it gone. Other errors go straight back to the engine, which retries them.
+    pub async fn read_lagging<F, Fut>(&self, created_at: i64, mut get: F) -> Result<Option<Value>, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Value>, ProviderError>>,
+    {
+        let config = &self.client.config;
+        let grace = config.consistency_grace.as_millis() as i64;
+        let every = config.poll_interval.clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            if let Some(v) = get().await? {
+                return Ok(Some(v));
+            }
+            if now_ms() - created_at >= grace {
+                return Ok(None);
+            }
+            tokio::time::sleep(every).await;
         }
     }
 }

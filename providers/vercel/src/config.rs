@@ -61,7 +61,8 @@ pub struct VercelConfig {
     /// How long a deployment may take to become ready.
     pub deployment_timeout: Duration,
     /// For how long after its creation a 404 on an object is taken as the API's read lag
-    /// (eventual consistency, retried) rather than as "the object is gone".
+    /// (eventual consistency: the object is read again until it shows) rather than as "the
+    /// object is gone".
     pub consistency_grace: Duration,
 }
 

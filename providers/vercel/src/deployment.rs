@@ -399,17 +399,17 @@ impl Handler<Deployment> for DeploymentHandler {
         _ctx: &OpContext,
         stored: &Stored<Deployment>,
     ) -> Result<Option<Observed<Deployment>>, ProviderError> {
-        let what = format!("deployment {}", stored.id);
         let path = format!("/v13/deployments/{}", stored.id);
-        match self.shared.client.send(Method::GET, &path, &[], None, &[]).await {
-            // The files cannot be read back; a deployment never changes them.
-            Ok(d) => Ok(Some(Observed { id: stored.id.clone(), args: stored.args.clone(), outputs: outputs(&d) })),
-            Err(f) if f.is_not_found() => {
-                self.shared.not_found_on_read(Some(stored.outputs.created_at), &what)?;
-                Ok(None)
+        let get = || async {
+            match self.shared.client.send(Method::GET, &path, &[], None, &[]).await {
+                Ok(d) => Ok(Some(d)),
+                Err(f) if f.is_not_found() => Ok(None),
+                Err(f) => Err(f.into_error(&format!("reading deployment {}", stored.id))),
             }
-            Err(f) => Err(f.into_error(&format!("reading {what}"))),
-        }
+        };
+        let found = self.shared.read_lagging(stored.outputs.created_at, get).await?;
+        // The files cannot be read back; a deployment never changes them.
+        Ok(found.map(|d| Observed { id: stored.id.clone(), args: stored.args.clone(), outputs: outputs(&d) }))
     }
 
     async fn update(

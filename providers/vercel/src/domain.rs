@@ -235,18 +235,14 @@ impl Handler<ProjectDomain> for DomainHandler {
         stored: &Stored<ProjectDomain>,
     ) -> Result<Option<Observed<ProjectDomain>>, ProviderError> {
         let project = stored.args.project_id.get();
-        let what = format!("domain {} of project {project}", stored.id);
-        match self.get(project, &stored.id).await.map_err(|f| f.into_error(&format!("reading {what}")))? {
-            Some(d) => Ok(Some(Observed {
-                id: stored.id.clone(),
-                args: observed_args(&d, project, Some(&stored.args)),
-                outputs: outputs(&d),
-            })),
-            None => {
-                self.shared.not_found_on_read(Some(stored.outputs.created_at), &what)?;
-                Ok(None)
-            }
-        }
+        let context = format!("reading domain {} of project {project}", stored.id);
+        let get = || async { self.get(project, &stored.id).await.map_err(|f| f.into_error(&context)) };
+        let found = self.shared.read_lagging(stored.outputs.created_at, get).await?;
+        Ok(found.map(|d| Observed {
+            id: stored.id.clone(),
+            args: observed_args(&d, project, Some(&stored.args)),
+            outputs: outputs(&d),
+        }))
     }
 
     async fn update(

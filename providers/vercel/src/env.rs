@@ -440,18 +440,14 @@ impl Handler<EnvironmentVariable> for EnvHandler {
     ) -> Result<Option<Observed<EnvironmentVariable>>, ProviderError> {
         let project = stored.args.project_id.get();
         let what = format!("variable {} ({}) of project {project}", stored.args.key.get(), stored.id);
-        let found = self.get(project, &stored.id).await.map_err(|f| f.into_error(&format!("reading {what}")))?;
-        match found {
-            Some(e) => Ok(Some(Observed {
-                id: stored.id.clone(),
-                args: observed_args(&e, project, Some(stored.args.value.get())),
-                outputs: outputs(&e),
-            })),
-            None => {
-                self.shared.not_found_on_read(Some(stored.outputs.created_at), &what)?;
-                Ok(None)
-            }
-        }
+        let get =
+            || async { self.get(project, &stored.id).await.map_err(|f| f.into_error(&format!("reading {what}"))) };
+        let found = self.shared.read_lagging(stored.outputs.created_at, get).await?;
+        Ok(found.map(|e| Observed {
+            id: stored.id.clone(),
+            args: observed_args(&e, project, Some(stored.args.value.get())),
+            outputs: outputs(&e),
+        }))
     }
 
     async fn update(

@@ -316,18 +316,15 @@ impl Handler<Project> for ProjectHandler {
         _ctx: &OpContext,
         stored: &Stored<Project>,
     ) -> Result<Option<Observed<Project>>, ProviderError> {
-        let what = format!("project {}", stored.id);
-        match self.get(&stored.id).await.map_err(|f| f.into_error(&format!("reading {what}")))? {
-            Some(p) => Ok(Some(Observed {
-                id: stored.id.clone(),
-                args: observed_args(&p, Some(&stored.args)),
-                outputs: outputs(&p),
-            })),
-            None => {
-                self.shared.not_found_on_read(Some(stored.outputs.created_at), &what)?;
-                Ok(None)
-            }
-        }
+        let get = || async {
+            self.get(&stored.id).await.map_err(|f| f.into_error(&format!("reading project {}", stored.id)))
+        };
+        let found = self.shared.read_lagging(stored.outputs.created_at, get).await?;
+        Ok(found.map(|p| Observed {
+            id: stored.id.clone(),
+            args: observed_args(&p, Some(&stored.args)),
+            outputs: outputs(&p),
+        }))
     }
 
     async fn update(

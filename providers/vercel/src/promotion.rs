@@ -217,9 +217,8 @@ impl Handler<Promotion> for PromotionHandler {
         _ctx: &OpContext,
         stored: &Stored<Promotion>,
     ) -> Result<Option<Observed<Promotion>>, ProviderError> {
-        let Some(p) = self.project(&stored.id).await? else {
-            let what = format!("project {} (of the promotion)", stored.id);
-            self.shared.not_found_on_read(Some(stored.outputs.applied_at), &what)?;
+        let found = self.shared.read_lagging(stored.outputs.applied_at, || self.project(&stored.id)).await?;
+        let Some(p) = found else {
             return Ok(None);
         };
         let args = PromotionArgs {
