@@ -311,10 +311,9 @@ impl DeploymentHandler {
 #[async_trait]
 impl Handler<Deployment> for DeploymentHandler {
     fn check(&self, args: &DeploymentArgs) -> Vec<CheckFailure> {
+        // No files is allowed here: an imported deployment records none (Vercel does not list
+        // them) and is kept with `ignore_changes(["files"])`. Creating one needs files.
         let mut failures = Vec::new();
-        if args.files.is_empty() {
-            failures.push(CheckFailure::at("files", "a deployment needs at least one file"));
-        }
         if let Some((path, _)) = args.files.iter().find(|(_, f)| f.sha.len() != 40) {
             failures.push(CheckFailure::at("files", format!("`{path}` has no SHA-1 digest")));
         }
@@ -332,6 +331,11 @@ impl Handler<Deployment> for DeploymentHandler {
         let op = ctx.operation_id.as_str();
         let project = args.project_id.get();
         let production = args.target == DeploymentTarget::Production;
+        if args.files.is_empty() {
+            return Err(ProviderError::invalid_input(format!(
+                "a deployment to project {project} needs at least one file (use DeploymentArgs::from_dir)"
+            )));
+        }
         // A retry of a create whose deployment was accepted: wait for that one.
         if let Some(id) = self.shared.known_deployment(op) {
             return self.finish(op, &id, production).await;

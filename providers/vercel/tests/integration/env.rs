@@ -112,7 +112,7 @@ async fn drift_of_a_readable_value_is_repaired_and_of_a_sensitive_value_is_unkno
 }
 
 #[tokio::test]
-async fn invalid_variables_are_refused_before_anything_runs() {
+async fn invalid_variables_fail_before_any_request_is_made_for_them() {
     let h = harness().await;
     let program = h.program(|s| {
         let web = s.resource::<Project>("web", ProjectArgs::new("checks"));

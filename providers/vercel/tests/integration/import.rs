@@ -4,14 +4,15 @@
 use reqwest::Method;
 use serde_json::json;
 use stackwright::StepOp;
+use stackwright::options::ResourceOptions;
 use stackwright_vercel::{
-    EnvTarget, EnvironmentVariable, EnvironmentVariableArgs, GitRepository, Project, ProjectArgs, ProjectDomain,
-    ProjectDomainArgs,
+    Deployment, DeploymentArgs, DeploymentTarget, EnvTarget, EnvironmentVariable, EnvironmentVariableArgs,
+    GitRepository, Project, ProjectArgs, ProjectDomain, ProjectDomainArgs, Promotion, PromotionArgs,
 };
 
 use crate::common::*;
 
-fn legacy(build: &'static str) -> impl Fn(&mut stackwright::Stack) + Send + Sync + 'static {
+fn legacy(build: &'static str, dir: std::path::PathBuf) -> impl Fn(&mut stackwright::Stack) + Send + Sync + 'static {
     move |s| {
         let web = s.resource::<Project>(
             "web",
@@ -38,6 +39,13 @@ fn legacy(build: &'static str) -> impl Fn(&mut stackwright::Stack) + Send + Sync
             "www",
             ProjectDomainArgs::new(web.id(), "www.legacy.dev").redirect_to(apex.name.clone(), 308),
         );
+        // Vercel does not list a deployment's files: an imported one keeps its own.
+        let site = s.resource_with::<Deployment>(
+            "site",
+            DeploymentArgs::from_dir(&web, &dir, DeploymentTarget::Production).expect("site reads"),
+            ResourceOptions::new().ignore_changes(["files", "directory"]),
+        );
+        s.resource::<Promotion>("live", PromotionArgs::promote(web.id(), site.id()));
     }
 }
 
@@ -73,16 +81,25 @@ async fn existing_objects_are_imported_and_managed_from_then_on() {
     )
     .await;
 
+    let deployment = json!({ "name": "legacy", "project": project_id, "target": "production",
+                             "files": [{ "file": "index.html", "data": "legacy" }] });
+    let deployment_id = text(&h.api_ok(Method::POST, "/v13/deployments", Some(deployment)).await, "/id");
+    h.emu.advance_clock(std::time::Duration::from_secs(1));
+    let dir = site(h.dir.path(), "legacy", &[("index.html", "legacy")]);
+
     h.import::<Project>("web", "legacy").await;
     h.import::<EnvironmentVariable>("api-url", "legacy/API_URL").await;
     h.import::<EnvironmentVariable>("secret", &format!("{project_id}/{secret_id}")).await;
     h.import::<ProjectDomain>("apex", "legacy/legacy.dev").await;
     h.import::<ProjectDomain>("www", "legacy/www.legacy.dev").await;
+    h.import::<Deployment>("site", &deployment_id).await;
+    h.import::<Promotion>("live", "legacy").await;
     assert_eq!(h.id("web").await, project_id);
+    assert_eq!(h.outputs("live").await["deployment_id"], deployment_id.as_str());
 
-    let program = h.program(legacy("vite build"));
+    let program = h.program(legacy("vite build", dir.clone()));
     let plan = h.preview(&program, true).await.plan;
-    for urn in ["web", "api-url", "apex", "www"] {
+    for urn in ["web", "api-url", "apex", "www", "site", "live"] {
         assert_eq!(step(&plan, urn), StepOp::Same, "{urn}: {:#?}", plan.steps);
     }
     // A sensitive value cannot be read, so the declared one is written once.
@@ -94,7 +111,7 @@ async fn existing_objects_are_imported_and_managed_from_then_on() {
     assert_eq!(h.stats().requests("POST /v11/projects"), 0, "nothing was created");
     assert_no_changes(&h.preview(&program, true).await.plan);
 
-    let changed = h.program(legacy("vite build --mode production"));
+    let changed = h.program(legacy("vite build --mode production", dir));
     h.up(&changed).await;
     assert_eq!(h.object("projects", "id", &project_id)["buildCommand"], "vite build --mode production");
 }
