@@ -2,7 +2,8 @@
 //! the project's domains or following one Git branch.
 //!
 //! The project and the domain name force replacement; the redirect, its status code and the
-//! branch are updated in place. The outputs carry the verification records to set in DNS when
+//! branch are updated in place. A domain can only belong to one project at a time, so moving
+//! one to another project needs `ResourceOptions::new().delete_before_replace()`. The outputs carry the verification records to set in DNS when
 //! Vercel cannot verify the domain by itself (another team uses the same apex, for instance);
 //! a refresh picks up the verified state once they are in place.
 
@@ -168,6 +169,8 @@ impl Handler<ProjectDomain> for DomainHandler {
         let domain = args.domain.get();
         if !domain.contains('.') || domain.contains(char::is_whitespace) || domain.contains('/') {
             failures.push(CheckFailure::at("domain", format!("`{domain}` is not a hostname")));
+        } else if domain.chars().any(|c| c.is_ascii_uppercase()) {
+            failures.push(CheckFailure::at("domain", format!("write `{domain}` in lowercase, as Vercel stores it")));
         }
         if let Some(code) = args.redirect_status_code {
             if ![301, 302, 307, 308].contains(&code) {

@@ -407,7 +407,11 @@ impl Handler<EnvironmentVariable> for EnvHandler {
                     (None, Some(f)) => {
                         self.shared.settle(op);
                         let message = f.pointer("/error/message").and_then(Value::as_str).unwrap_or("refused");
-                        Err(ProviderError::conflict(format!("{context}: {message}")))
+                        Err(conflict_with_import(
+                            &format!("variable {key} of project {project} (for these targets and branch)"),
+                            &format!("{project}/<variable id>"),
+                            &ProviderError::conflict(message),
+                        ))
                     }
                     (None, None) => {
                         Err(ProviderError::transient(format!("{context}: the API answered without the variable")))
