@@ -164,6 +164,11 @@ impl DomainHandler {
 
 #[async_trait]
 impl Handler<ProjectDomain> for DomainHandler {
+    /// The old object blocks the new one (same key, or same domain), so replace delete-first.
+    fn delete_before_replace(&self) -> bool {
+        true
+    }
+
     fn check(&self, args: &ProjectDomainArgs) -> Vec<CheckFailure> {
         let mut failures = Vec::new();
         let domain = args.domain.get();

@@ -348,6 +348,11 @@ impl EnvHandler {
 
 #[async_trait]
 impl Handler<EnvironmentVariable> for EnvHandler {
+    /// The old object blocks the new one (same key, or same domain), so replace delete-first.
+    fn delete_before_replace(&self) -> bool {
+        true
+    }
+
     fn check(&self, args: &EnvironmentVariableArgs) -> Vec<CheckFailure> {
         let mut failures = Vec::new();
         let key = args.key.get();

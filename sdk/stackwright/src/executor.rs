@@ -350,7 +350,9 @@ impl Run {
                 self.live.lock().expect("live lock").insert(reg.urn.clone(), (old.id.clone(), old.outputs.clone()));
                 Ok(())
             }
-            (StepOp::Update, Some(old)) => self.update(reg, bound, old, &decision, records, CallEnv { secrets: &secrets, slot }).await,
+            (StepOp::Update, Some(old)) => {
+                self.update(reg, bound, old, &decision, records, CallEnv { secrets: &secrets, slot }).await
+            }
             (StepOp::Replace { delete_before_create }, Some(old)) => {
                 if reg.opts.protect || old.protect {
                     return Err(format!(

@@ -69,7 +69,7 @@ async fn domains_are_added_updated_verified_and_replaced() {
 
     // A new name replaces the domain.
     let v2 = program(&h, "next.acme-shop.dev");
-    assert_eq!(step(&h.preview(&v2, false).await.plan, "staging"), StepOp::Replace { delete_before_create: false });
+    assert_eq!(step(&h.preview(&v2, false).await.plan, "staging"), StepOp::Replace { delete_before_create: true });
     h.up(&v2).await;
     let names: Vec<String> = h.objects("domains").iter().map(|d| text(d, "/name")).collect();
     assert!(
