@@ -377,6 +377,7 @@ impl Engine {
 
     /// Reads every resource and records what changed outside the program.
     pub async fn refresh(&self, stack: &str, program: &Program) -> Result<Vec<Drift>, EngineError> {
+        let started_at = stackwright_state::backend::now_rfc3339();
         let prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let (_lock, state) = self.begin(stack).await?;
         let shared = Arc::new(Mutex::new(state.clone()));
@@ -402,6 +403,13 @@ impl Engine {
         })??;
         let final_state = shared.lock().expect("state lock").clone();
         self.backend.write_snapshot(&final_state).await?;
+        let (word, changes) = match &result {
+            Ok(drift) => {
+                ("succeeded", [("drifted".to_string(), drift.len())].into_iter().filter(|(_, n)| *n > 0).collect())
+            }
+            Err(_) => ("failed", BTreeMap::new()),
+        };
+        self.record_history(stack, started_at, word, changes).await?;
         result
     }
 
