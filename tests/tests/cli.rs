@@ -233,7 +233,20 @@ fn history_state_surgery_and_stack_export_import() {
     assert!(p.run(&["stack", "import", "--stack", "dev", "--file", export.to_str().unwrap()]).status.success());
     assert!(text(&p.run(&["state", "ls", "--stack", "dev"])).contains("item-4"));
 
-    // An export of another stack, or a damaged one, is refused before anything is written.
+    // An export of another stack is refused, naming both.
+    common::write_project_config(&p.project, "prod", PASSPHRASE);
+    let out = p.run(&["stack", "import", "--stack", "prod", "--file", export.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("belongs to stack `dev`, not `prod`"), "{}", text(&out));
+    assert!(!p.state.join("stacks/prod.json").exists(), "nothing was written for prod");
+    // A newer format is refused too.
+    let newer = std::fs::read_to_string(&export).unwrap().replacen("\"version\":1", "\"version\":9", 1);
+    let newer_file = p.root_file("newer.json");
+    std::fs::write(&newer_file, newer).unwrap();
+    let out = p.run(&["stack", "import", "--stack", "dev", "--file", newer_file.to_str().unwrap()]);
+    assert!(text(&out).contains("format version 9"), "{}", text(&out));
+
+    // A damaged export is refused before anything is written.
     let state_file = p.state.join("stacks/dev.json");
     let before = std::fs::read(&state_file).unwrap();
     let other = std::fs::read_to_string(&export).unwrap().replacen("\"stack\":\"dev\"", "\"stack\":\"prod\"", 1);
