@@ -80,14 +80,24 @@ pub fn decode(file: &Path, stack: &str, bytes: &[u8], cipher: Option<&Cipher>) -
     if actual != envelope.checksum {
         return Err(corrupt(format!("checksum mismatch (recorded {}, computed {actual})", envelope.checksum)));
     }
-    let mut value: serde_json::Value =
-        serde_json::from_str(envelope.state.get()).map_err(|e| corrupt(format!("the state is not valid JSON: {e}")))?;
-    let found = value.get("stack").and_then(|s| s.as_str()).unwrap_or_default().to_owned();
+    let body = envelope.state.get();
+    #[derive(Deserialize)]
+    struct StackName {
+        stack: String,
+    }
+    let found = serde_json::from_str::<StackName>(body).map(|s| s.stack).unwrap_or_default();
     if found != stack {
         return Err(StateError::WrongStack { file: file.to_owned(), found, expected: stack.to_owned() });
     }
+    let schema = |e: serde_json::Error| corrupt(format!("the state does not match the schema: {e}"));
+    // Without sealed secrets there is nothing to open: parse straight into the model.
+    if !body.contains("\"ciphertext\"") {
+        return serde_json::from_str(body).map_err(schema);
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| corrupt(format!("the state is not valid JSON: {e}")))?;
     unseal(&mut value, cipher).map_err(|source| StateError::Secrets { stack: stack.to_owned(), source })?;
-    serde_json::from_value(value).map_err(|e| corrupt(format!("the state does not match the schema: {e}")))
+    serde_json::from_value(value).map_err(schema)
 }
 
 #[cfg(test)]

@@ -436,12 +436,16 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
         Command::Preview { refresh, detailed_exitcode, json, destroy, save_plan } => {
             let opened = ctx.open(&cli.stack).await?;
             let stack = opened.name.clone();
-            let report = engine(&opened, 16, "preview", false).preview(&stack, &program, refresh, destroy).await?;
-            if let Some(path) = &save_plan {
-                let saved = SavedPlan::new(&stack, destroy, report.state_fingerprint.clone(), &report.plan);
-                let bytes = saved.to_bytes(opened.cipher.as_deref())?;
-                std::fs::write(path, bytes).with_context(|| format!("writing the plan to {}", path.display()))?;
-            }
+            let engine = engine(&opened, 16, "preview", false);
+            let report = match &save_plan {
+                Some(path) => {
+                    let (report, saved) = engine.preview_to_save(&stack, &program, destroy).await?;
+                    let bytes = saved.to_bytes(opened.cipher.as_deref())?;
+                    std::fs::write(path, bytes).with_context(|| format!("writing the plan to {}", path.display()))?;
+                    report
+                }
+                None => engine.preview(&stack, &program, refresh, destroy).await?,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&redacted_json(&report)?)?);
             } else {

@@ -85,9 +85,6 @@ pub struct PreviewReport {
     pub pending: usize,
     /// Violations of advisory policies.
     pub policy_warnings: Vec<crate::policy::Violation>,
-    /// Fingerprint of the state the plan was made from (for saved plans).
-    #[serde(skip)]
-    pub state_fingerprint: String,
 }
 
 /// The result of an update.
@@ -189,13 +186,37 @@ impl Engine {
         refresh: bool,
         destroy: bool,
     ) -> Result<PreviewReport, EngineError> {
+        Ok(self.preview_inner(stack, program, refresh, destroy, false).await?.0)
+    }
+
+    /// Plans like `preview` and returns the plan in its saved form too, for `up --plan`.
+    pub async fn preview_to_save(
+        &self,
+        stack: &str,
+        program: &Program,
+        destroy: bool,
+    ) -> Result<(PreviewReport, crate::saved_plan::SavedPlan), EngineError> {
+        let (report, fingerprint) = self.preview_inner(stack, program, false, destroy, true).await?;
+        let saved = crate::saved_plan::SavedPlan::new(stack, destroy, fingerprint.unwrap_or_default(), &report.plan);
+        Ok((report, saved))
+    }
+
+    async fn preview_inner(
+        &self,
+        stack: &str,
+        program: &Program,
+        refresh: bool,
+        destroy: bool,
+        fingerprint: bool,
+    ) -> Result<(PreviewReport, Option<String>), EngineError> {
         let mut state = self.load(stack).await?;
-        let state_fingerprint = crate::saved_plan::fingerprint(&state);
+        // Only a saved plan needs it; it costs a pass over the whole state.
+        let state_fingerprint = fingerprint.then(|| crate::saved_plan::fingerprint(&state));
         let mut prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let drift =
             if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
         let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
-        Ok(PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings, state_fingerprint })
+        Ok((PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings }, state_fingerprint))
     }
 
     /// Applies the program. `confirm` sees the plan and may refuse it.
@@ -280,7 +301,7 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            let fingerprint_before = crate::saved_plan::fingerprint(&state);
+            let fingerprint_before = saved.map(|_| crate::saved_plan::fingerprint(&state)).unwrap_or_default();
             let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
             if let Some(reason) = saved.and_then(|s| s.mismatch(destroy, &fingerprint_before, &plan)) {
                 return Err(EngineError::PlanMismatch(reason));
