@@ -45,7 +45,7 @@ pub fn s3_config(profile: ServiceProfile, secret: Option<&str>) -> S3Config {
         .path_style()
         .region(env("STACKWRIGHT_S3_REGION"))
         .credentials(env("STACKWRIGHT_S3_ACCESS_KEY"), secret)
-        // Small parts so the multipart path is exercised by a 12 MiB file.
+        // Small parts so the multipart path is exercised by a 7 MiB file (5 + 2 MiB).
         .multipart(6 * 1024 * 1024, 5 * 1024 * 1024)
 }
 
@@ -90,19 +90,26 @@ pub struct Harness {
     /// A folder for the test's local files (sources of objects and folders).
     pub files: PathBuf,
     cleanup: Cleanup,
+    _interrupt: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
-pub fn settings() -> Settings {
-    Settings {
+/// Engine settings for tests: quick retries, and an interrupt channel whose sender stays alive
+/// (with `interrupt: None` the engine's scheduler busy-polls a closed channel while steps run,
+/// taking a core from the S3 server on a 2-core machine).
+pub fn settings() -> (Settings, tokio::sync::watch::Sender<bool>) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let settings = Settings {
         parallel: 8,
         retry: RetryPolicy {
             min_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(500),
             max_retries: 6,
         },
+        interrupt: Some(rx),
         ..Settings::default()
-    }
+    };
+    (settings, tx)
 }
 
 impl Harness {
@@ -117,7 +124,8 @@ impl Harness {
 
     pub fn with_config(kind: Kind, config: StorageConfig, dir: tempfile::TempDir) -> Self {
         let store = config.store().unwrap();
-        let engine = Engine::new(Arc::new(LocalBackend::new(dir.path().join("state"))), settings());
+        let (settings, interrupt) = settings();
+        let engine = Engine::new(Arc::new(LocalBackend::new(dir.path().join("state"))), settings);
         let files = dir.path().join("files");
         std::fs::create_dir_all(&files).unwrap();
         Harness {
@@ -127,6 +135,7 @@ impl Harness {
             store,
             engine,
             files,
+            _interrupt: interrupt,
             _dir: dir,
         }
     }
