@@ -120,6 +120,19 @@ async fn bucket_sub_configurations_are_created_updated_and_removed(h: Harness) {
     assert_eq!(ids, ["abort", "old-versions", "tmp"]);
     assert_eq!(h.store.get_public_access_block(&name).await.unwrap(), Some(PublicAccessBlock::all()));
     assert_eq!(h.store.get_tags(&name).await.unwrap()["env"], "test");
+    if h.kind == Kind::S3 {
+        // The CORS rule is in force: a browser preflight from the web app's origin is allowed.
+        let url = h.store.object_url(&name, "upload.bin");
+        let preflight = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "PUT")
+            .send()
+            .await
+            .unwrap();
+        let allowed = preflight.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(allowed.as_deref(), Some("https://app.example.com"), "{preflight:?}");
+    }
     h.assert_no_changes(&p).await;
 
     // Update every sub-configuration in place.
@@ -278,7 +291,8 @@ async fn object_content_metadata_and_key_changes(h: Harness) {
                 1 => ("docs/hello.txt", ObjectSource::inline("hello, world"), "no-cache"),
                 2 => ("docs/hello.txt", ObjectSource::inline("hello, world"), "max-age=60"),
                 3 => ("docs/hello.txt", ObjectSource::file(&big)?, "max-age=60"),
-                _ => ("docs/big.bin", ObjectSource::file(&big)?, "max-age=60"),
+                4 => ("docs/hello.txt", ObjectSource::file(&big)?, "max-age=120"),
+                _ => ("docs/big.bin", ObjectSource::file(&big)?, "max-age=120"),
             };
             s.resource::<Object>(
                 "doc",
@@ -329,16 +343,23 @@ async fn object_content_metadata_and_key_changes(h: Harness) {
     }
     let got = h.store.get_object(&name, "docs/hello.txt").await.unwrap().unwrap();
     assert!(got[..] == data[..], "downloaded content equals the file");
+    h.assert_no_changes(&program(3)).await;
+
+    // New metadata on the multipart object: copied in place, and no false drift afterwards.
+    h.up(&program(4)).await;
+    let head = h.store.head_object(&name, "docs/hello.txt").await.unwrap().unwrap();
+    assert_eq!((head.size, head.meta.cache_control.as_deref()), (data.len() as u64, Some("max-age=120")));
+    h.assert_no_changes(&program(4)).await;
 
     // A new key replaces the object: the old key is deleted.
-    assert_eq!(op_of(&h.preview(&program(4)).await.plan, "doc"), Some(StepOp::Replace { delete_before_create: false }));
-    h.up(&program(4)).await;
+    assert_eq!(op_of(&h.preview(&program(5)).await.plan, "doc"), Some(StepOp::Replace { delete_before_create: false }));
+    h.up(&program(5)).await;
     assert!(h.store.head_object(&name, "docs/hello.txt").await.unwrap().is_none());
     assert_eq!(h.store.head_object(&name, "docs/big.bin").await.unwrap().unwrap().size, data.len() as u64);
 
     // A file that changes after the program hashed it (here: after the plan was confirmed) is
     // refused, and the object keeps its content.
-    let p = program(4);
+    let p = program(5);
     h.assert_no_changes(&p).await;
     std::fs::write(&big, &data[..6 * 1024 * 1024]).unwrap();
     let big2 = big.clone();
@@ -413,6 +434,11 @@ async fn folder_sync_adds_changes_and_removes_files(h: Harness) {
     h.write("site/index.html", "<h1>v1</h1>");
     h.write("site/css/app.css", "body{}");
     h.write("site/img/logo.svg", "<svg/>");
+    for i in 0..30 {
+        h.write(&format!("site/fonts/f{i:02}.woff2"), format!("font {i}"));
+    }
+    let site_keys =
+        |keys: Vec<String>| -> Vec<String> { keys.into_iter().filter(|k| !k.starts_with("static/fonts/")).collect() };
     let p = |exclusive: bool| {
         let (name, site) = (name.clone(), site.clone());
         h.program(move |s| {
@@ -427,7 +453,13 @@ async fn folder_sync_adds_changes_and_removes_files(h: Harness) {
     };
 
     h.up(&p(false)).await;
-    assert_eq!(h.keys(&name, "static/").await, ["static/css/app.css", "static/img/logo.svg", "static/index.html"]);
+    assert_eq!(
+        site_keys(h.keys(&name, "static/").await),
+        ["static/css/app.css", "static/img/logo.svg", "static/index.html"]
+    );
+    assert_eq!(h.keys(&name, "static/fonts/").await.len(), 30, "uploaded in parallel");
+    let font = h.store.head_object(&name, "static/fonts/f07.woff2").await.unwrap().unwrap();
+    assert_eq!(font.meta.content_type.as_deref(), Some("font/woff2"));
     let head = h.store.head_object(&name, "static/css/app.css").await.unwrap().unwrap();
     assert_eq!(head.meta.content_type.as_deref(), Some("text/css; charset=utf-8"));
     assert_eq!(head.meta.cache_control.as_deref(), Some("max-age=300"));
@@ -453,7 +485,10 @@ async fn folder_sync_adds_changes_and_removes_files(h: Harness) {
         ]
     );
     h.up(&p(false)).await;
-    assert_eq!(h.keys(&name, "static/").await, ["static/css/app.css", "static/index.html", "static/js/app.js"]);
+    assert_eq!(
+        site_keys(h.keys(&name, "static/").await),
+        ["static/css/app.css", "static/index.html", "static/js/app.js"]
+    );
     assert_eq!(h.text(&name, "static/css/app.css").await.as_deref(), Some("body{color:red}"));
     h.assert_no_changes(&p(false)).await;
 
@@ -482,7 +517,7 @@ async fn folder_sync_adds_changes_and_removes_files(h: Harness) {
     let report = h.engine.up(STACK, &p(true), true, &|_, _| true).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     assert!(h.text(&name, "static/stray.txt").await.is_none(), "an exclusive folder deletes strays");
-    assert_eq!(h.keys(&name, "static/").await.len(), 3);
+    assert_eq!(h.keys(&name, "static/").await.len(), 33);
 
     h.destroy(&p(true)).await;
     assert!(!h.store.bucket_exists(&name).await.unwrap());
