@@ -227,7 +227,7 @@ impl Engine {
         refresh: bool,
         confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
     ) -> Result<UpReport, EngineError> {
-        self.apply(stack, program, refresh, false, confirm).await
+        self.apply_checked(stack, program, refresh, false, confirm, None).await
     }
 
     /// Applies a saved plan: refused unless planning again now gives exactly its steps from the
@@ -249,24 +249,13 @@ impl Engine {
         program: &Program,
         confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
     ) -> Result<UpReport, EngineError> {
-        self.apply(stack, program, false, true, confirm).await
+        self.apply_checked(stack, program, false, true, confirm, None).await
     }
 
     async fn begin(&self, stack: &str) -> Result<(Box<dyn stackwright_state::StackLock>, StackState), EngineError> {
         let lock = self.backend.lock(stack, LockInfo::current(&self.settings.command)).await?;
         let state = self.load(stack).await?;
         Ok((lock, state))
-    }
-
-    async fn apply(
-        &self,
-        stack: &str,
-        program: &Program,
-        refresh: bool,
-        destroy: bool,
-        confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
-    ) -> Result<UpReport, EngineError> {
-        self.apply_checked(stack, program, refresh, destroy, confirm, None).await
     }
 
     async fn apply_checked(
