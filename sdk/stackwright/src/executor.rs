@@ -20,7 +20,7 @@ use crate::journal_writer::JournalHandle;
 use crate::options::Timeouts;
 use crate::plan::{Bound, Prepared, StepOp, decide, delete_dependencies, mark_secret_outputs, resolve_args};
 use crate::retry::{CallError, call_with_retry};
-use crate::scheduler::{DagNode, NodeOutcome, Slot, run_dag};
+use crate::scheduler::{DagNode, NOT_STARTED, NodeOutcome, Slot, run_dag};
 use crate::stack::Registration;
 
 /// A step that did not succeed.
@@ -144,6 +144,9 @@ impl Run {
         if !records.is_empty() {
             self.journal.write(records).await?;
         }
+        if !slot.acquire().await {
+            return self.give_up(side_effects, op).await;
+        }
         let plain = reveal(inputs.clone()).0;
         let ctx = self.context(&reg.urn, &op);
         let timeout = reg.opts.timeouts.unwrap_or_default().create;
@@ -193,6 +196,9 @@ impl Run {
         }
         if !records.is_empty() {
             self.journal.write(records).await?;
+        }
+        if !slot.acquire().await {
+            return self.give_up(side_effects, op).await;
         }
         let plain = reveal(inputs.clone()).0;
         let stored =
@@ -264,6 +270,9 @@ impl Run {
             );
             self.journal.write(vec![Record::Begin { op: op.clone(), pending }]).await?;
         }
+        if !slot.acquire().await {
+            return self.give_up(side_effects, op).await;
+        }
         let secrets = secrets_of(&[&stored.inputs, &stored.outputs]);
         let raw = RawState {
             id: stored.id.clone(),
@@ -298,6 +307,15 @@ impl Run {
                 Err(format!("delete failed: {}", self.failure_text(&e, &secrets, side_effects)))
             }
         }
+    }
+
+    /// An interrupt came while the step waited for its turn: it never called its provider, so
+    /// its pending record is closed and the step counts as not started.
+    async fn give_up(&self, side_effects: bool, op: String) -> Result<(), String> {
+        if side_effects {
+            self.journal.write(vec![Record::Abort { op }]).await?;
+        }
+        Err(NOT_STARTED.to_string())
     }
 
     async fn apply_desired(&self, i: usize, slot: &Slot) -> Result<StepOp, String> {
@@ -366,6 +384,10 @@ impl Run {
                     }
                     let moved = ResourceState { urn: reg.urn.clone(), ..old.clone() };
                     let timeouts = reg.opts.timeouts.unwrap_or_default();
+                    // Hold the turn from the delete through the create.
+                    if !slot.acquire().await {
+                        return Err(NOT_STARTED.to_string());
+                    }
                     self.delete(&moved, bound, false, timeouts, &Slot::detached()).await?;
                     self.create(reg, bound, &decision.inputs, false, records, CallEnv { secrets: &secrets, slot }).await
                 } else {
@@ -378,7 +400,9 @@ impl Run {
             Ok(()) if op.is_change() => {
                 (self.settings.observer)(&Event::StepFinished { urn: reg.urn.clone(), op, elapsed: started.elapsed() })
             }
-            Err(m) => (self.settings.observer)(&Event::StepFailed { urn: reg.urn.clone(), op, message: m.clone() }),
+            Err(m) if m != NOT_STARTED => {
+                (self.settings.observer)(&Event::StepFailed { urn: reg.urn.clone(), op, message: m.clone() })
+            }
             _ => {}
         }
         result.map(|()| op)
@@ -516,7 +540,9 @@ pub(crate) async fn execute(
                     Ok(())
                 }
                 Err(m) => {
-                    (run.settings.observer)(&Event::StepFailed { urn: r.urn.clone(), op, message: m.clone() });
+                    if m != NOT_STARTED {
+                        (run.settings.observer)(&Event::StepFailed { urn: r.urn.clone(), op, message: m.clone() });
+                    }
                     Err(m)
                 }
             }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 struct Counters {
@@ -16,23 +16,60 @@ struct Counters {
     freed: Notify,
 }
 
-/// A step's place under the parallel and provider limits. A step releases it as soon as its
-/// provider call returns, so the next call can start while the step makes its result durable;
-/// it is released at the latest when the step ends.
+/// What a step returns (as its error) when it gave up its turn because of an interrupt before
+/// calling its provider; the scheduler reports it as not started.
+pub(crate) const NOT_STARTED: &str = "\u{0}not started";
+
+/// A step's place under the parallel and provider limits. Steps are started a little ahead of
+/// the limits, so a step can prepare (resolve its arguments, make its pending record durable)
+/// while others call their providers; it takes a call permit with [`Slot::acquire`] just before
+/// its provider call and gives it back with [`Slot::release`] as soon as the call returns.
 pub struct Slot {
     counters: Option<Arc<Counters>>,
     provider: usize,
     released: AtomicBool,
+    calls: Option<(Arc<Semaphore>, Arc<Semaphore>)>,
+    held: std::sync::Mutex<Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>>,
+    interrupt: Option<watch::Receiver<bool>>,
 }
 
 impl Slot {
     /// A slot that counts against nothing (for nested calls that must not free their parent's).
     pub fn detached() -> Self {
-        Slot { counters: None, provider: 0, released: AtomicBool::new(true) }
+        Slot {
+            counters: None,
+            provider: 0,
+            released: AtomicBool::new(true),
+            calls: None,
+            held: std::sync::Mutex::new(None),
+            interrupt: None,
+        }
     }
 
-    /// Frees the slot for another step. Idempotent.
+    /// Waits for a call permit (the provider's first, then the global one). Returns false if the
+    /// run was interrupted: the step must not call its provider. Idempotent while held.
+    pub async fn acquire(&self) -> bool {
+        let Some((global, provider)) = &self.calls else { return true };
+        if self.held.lock().expect("slot lock").is_some() {
+            return true;
+        }
+        let interrupted = || self.interrupt.as_ref().is_some_and(|i| *i.borrow());
+        if interrupted() {
+            return false;
+        }
+        let (Ok(p), Ok(g)) = (provider.clone().acquire_owned().await, global.clone().acquire_owned().await) else {
+            return false;
+        };
+        if interrupted() {
+            return false;
+        }
+        *self.held.lock().expect("slot lock") = Some((p, g));
+        true
+    }
+
+    /// Gives the call permit back and frees the step's place for another. Idempotent.
     pub fn release(&self) {
+        self.held.lock().expect("slot lock").take();
         if let Some(c) = &self.counters
             && !self.released.swap(true, Ordering::SeqCst)
         {
@@ -106,6 +143,11 @@ where
         })
         .collect();
     let provider_limit: Vec<usize> = providers.iter().map(|p| limits.get(*p).copied().unwrap_or(usize::MAX)).collect();
+    let global_calls = Arc::new(Semaphore::new(parallel));
+    let provider_calls: Vec<Arc<Semaphore>> =
+        provider_limit.iter().map(|l| Arc::new(Semaphore::new((*l).min(Semaphore::MAX_PERMITS)))).collect();
+    // Started steps may run ahead of the call limits by this factor, preparing their next call.
+    const LOOKAHEAD: usize = 2;
     let mut ready: Vec<VecDeque<usize>> = vec![VecDeque::new(); providers.len()];
     let counters = Arc::new(Counters {
         total: AtomicUsize::new(0),
@@ -124,16 +166,24 @@ where
     loop {
         // Read the flag directly too: a step that just finished may have raced its change.
         interrupted |= *interrupt.borrow();
-        while !interrupted && counters.total.load(Ordering::SeqCst) < parallel {
-            let start = (0..providers.len())
-                .map(|k| (cursor + k) % providers.len())
-                .find(|&p| !ready[p].is_empty() && counters.per_provider[p].load(Ordering::SeqCst) < provider_limit[p]);
+        while !interrupted && counters.total.load(Ordering::SeqCst) < parallel * LOOKAHEAD {
+            let start = (0..providers.len()).map(|k| (cursor + k) % providers.len()).find(|&p| {
+                !ready[p].is_empty()
+                    && counters.per_provider[p].load(Ordering::SeqCst) < provider_limit[p].saturating_mul(LOOKAHEAD)
+            });
             let Some(p) = start else { break };
             cursor = (p + 1) % providers.len();
             let i = ready[p].pop_front().expect("non-empty ready queue");
             counters.total.fetch_add(1, Ordering::SeqCst);
             counters.per_provider[p].fetch_add(1, Ordering::SeqCst);
-            let slot = Slot { counters: Some(counters.clone()), provider: p, released: AtomicBool::new(false) };
+            let slot = Slot {
+                counters: Some(counters.clone()),
+                provider: p,
+                released: AtomicBool::new(false),
+                calls: Some((global_calls.clone(), provider_calls[p].clone())),
+                held: std::sync::Mutex::new(None),
+                interrupt: Some(interrupt.clone()),
+            };
             let fut = work(i, slot);
             running.spawn(async move { (i, fut.await) });
         }
@@ -156,6 +206,10 @@ where
                                 ready[node_provider[d]].push_back(d);
                             }
                         }
+                    }
+                    // It gave up its turn to an interrupt; its dependents stay unstarted too.
+                    Err(message) if message == NOT_STARTED => {
+                        interrupted = true;
                     }
                     Err(message) => {
                         outcomes[i] = Some(NodeOutcome::Failed(message));
@@ -223,12 +277,13 @@ mod tests {
         let out = run_dag(&nodes, &limits, 10, rx, |_, slot| {
             let (now, max) = (now.clone(), max.clone());
             async move {
+                assert!(slot.acquire().await);
                 let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                 max.fetch_max(n, Ordering::SeqCst);
                 tokio::task::yield_now().await;
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 now.fetch_sub(1, Ordering::SeqCst);
-                drop(slot);
+                slot.release();
                 Ok(())
             }
         })
