@@ -53,6 +53,14 @@ pub struct KdfParams {
     pub parallelism: u32,
 }
 
+impl KdfParams {
+    /// A deliberately cheap derivation for tests and benchmarks, where the passphrase protects
+    /// nothing. Never use it for a real stack.
+    pub fn insecure_for_tests() -> Self {
+        KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }
+    }
+}
+
 impl Default for KdfParams {
     fn default() -> Self {
         KdfParams { memory_kib: 19_456, iterations: 2, parallelism: 1 }
@@ -193,7 +201,7 @@ mod tests {
     use stackwright_core::value::secret;
 
     pub(crate) fn fast() -> KdfParams {
-        KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }
+        KdfParams::insecure_for_tests()
     }
 
     #[test]

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use serde::{Deserialize, Serialize};
 use stackwright::builtin::testing::{Faults, TestProvider, World};
-use stackwright::state::local::LocalBackend;
-use stackwright::state::{Cipher, KdfParams};
 use stackwright::{Engine, Plan, Program, Settings};
 
 use crate::shapes::{Kind, Shape, data_program, item_program};
@@ -174,9 +172,7 @@ async fn run_async(
     let Spec { kind, shape, n } = spec;
     // Test-provider items have a secret output, so the state needs a secrets provider; a cheap
     // key derivation keeps it out of the measurement (encryption itself is measured).
-    let kdf = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
-    let cipher = Arc::new(Cipher::create("benchmark", kdf).expect("cipher").0);
-    let backend = LocalBackend::new(dir).with_cipher(cipher);
+    let backend = stackwright::testing::sealed_local_backend(dir);
     let snapshot_path = backend.snapshot_path(STACK);
     let journal_path = backend.journal_path(STACK);
     // Held until the end of the run, so the receiver never sees its sender go away.

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stackwright::events::Event;
-use stackwright::state::LocalBackend;
 use stackwright::{Engine, Settings, Stack};
 use stackwright_storage::{
     Bucket, BucketArgs, Object, ObjectArgs, ObjectSource, S3Config, ServiceProfile, StorageConfig,
@@ -99,19 +98,7 @@ async fn main() -> anyhow::Result<()> {
         }),
         ..Settings::default()
     };
-    let engine = Engine::new(
-        Arc::new(
-            LocalBackend::new(dir.path().join("state")).with_cipher(Arc::new(
-                stackwright::state::Cipher::create(
-                    "test passphrase",
-                    stackwright::state::KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
-                )
-                .expect("cipher")
-                .0,
-            )),
-        ),
-        settings,
-    );
+    let engine = Engine::new(Arc::new(stackwright::testing::sealed_local_backend(dir.path().join("state"))), settings);
     let program: stackwright::Program = {
         let (bucket, source) = (bucket.clone(), source.clone());
         Arc::new(move |s: &mut Stack| {

@@ -406,13 +406,16 @@ impl Engine {
         }
         .await;
         drop(writer);
-        writer_task.await.map_err(|e| EngineError::Reconcile {
+        let stats = writer_task.await.map_err(|e| EngineError::Reconcile {
             resource: "(journal)".into(),
             kind: "write".into(),
             message: e.to_string(),
         })??;
-        let final_state = shared.lock().expect("state lock").clone();
-        self.backend.write_snapshot(&final_state).await?;
+        // Nothing drifted and nothing was reconciled: leave the files as they are.
+        if stats.flushes > 0 {
+            let final_state = shared.lock().expect("state lock").clone();
+            self.backend.write_snapshot(&final_state).await?;
+        }
         let (word, changes) = match &result {
             Ok(drift) => {
                 ("succeeded", [("drifted".to_string(), drift.len())].into_iter().filter(|(_, n)| *n > 0).collect())

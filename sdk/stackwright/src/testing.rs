@@ -13,6 +13,14 @@ use crate::engine::{Engine, PreviewReport, RetryPolicy, Settings, UpReport};
 use crate::error::EngineError;
 use crate::stack::{Program, Stack};
 
+/// A local backend in `dir` whose secrets are sealed under a throwaway passphrase with a cheap
+/// key derivation: for tests and benchmarks that drive the engine directly.
+pub fn sealed_local_backend(dir: impl Into<std::path::PathBuf>) -> stackwright_state::LocalBackend {
+    let params = stackwright_state::KdfParams::insecure_for_tests();
+    let cipher = stackwright_state::Cipher::create("test passphrase", params).expect("key derivation").0;
+    stackwright_state::LocalBackend::new(dir).with_cipher(Arc::new(cipher))
+}
+
 /// A program under test: a stack name, its configuration, a prior state and provider overrides.
 #[derive(Clone)]
 pub struct ProgramTest {

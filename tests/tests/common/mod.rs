@@ -26,16 +26,12 @@ pub fn settings() -> Settings {
 
 /// Cheap key derivation for tests; real stacks use the default parameters.
 pub fn fast_kdf() -> KdfParams {
-    KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }
-}
-
-pub fn cipher() -> Arc<Cipher> {
-    Arc::new(Cipher::create("test passphrase", fast_kdf()).unwrap().0)
+    KdfParams::insecure_for_tests()
 }
 
 /// An engine over a local backend in `dir` with a passphrase secrets provider.
 pub fn engine(dir: &Path) -> Engine {
-    Engine::new(Arc::new(LocalBackend::new(dir).with_cipher(cipher())), settings())
+    Engine::new(Arc::new(stackwright::testing::sealed_local_backend(dir)), settings())
 }
 
 /// A config file for `stack` in `project`, with a salt for `passphrase` (cheap derivation).

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stackwright::core::value::reveal;
 use stackwright::core::{OpContext, Resource, Urn};
-use stackwright::state::{Cipher, KdfParams, LocalBackend, ResourceState, StackState};
+use stackwright::state::{ResourceState, StackState};
 use stackwright::{Engine, Plan, PreviewReport, Program, RetryPolicy, Settings, Stack, StepOp, UpReport};
 use stackwright_postgres::PostgresProvider;
 use tokio_postgres::{Client, NoTls};
@@ -136,9 +136,7 @@ impl Harness {
         };
         // Secrets (generated passwords, connection URLs) are sealed in state; a cheap key
         // derivation keeps tests fast.
-        let params = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
-        let cipher = Arc::new(Cipher::create("test passphrase", params).expect("cipher").0);
-        let backend = LocalBackend::new(dir.path().join("state")).with_cipher(cipher);
+        let backend = stackwright::testing::sealed_local_backend(dir.path().join("state"));
         let engine = Engine::new(Arc::new(backend), settings);
         let pg = PostgresProvider::from_url(&pg_url()).expect("test URL is a valid provider configuration");
         Harness { dir, engine, pg, cleanup: Cleanup::default() }

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stackwright::state::LocalBackend;
 use stackwright::{
     Drift, Engine, EngineError, Plan, PreviewReport, Program, RetryPolicy, Settings, Stack, StepOp, UpReport,
 };
@@ -125,19 +124,8 @@ impl Harness {
     pub fn with_config(kind: Kind, config: StorageConfig, dir: tempfile::TempDir) -> Self {
         let store = config.store().unwrap();
         let (settings, interrupt) = settings();
-        let engine = Engine::new(
-            Arc::new(
-                LocalBackend::new(dir.path().join("state")).with_cipher(Arc::new(
-                    stackwright::state::Cipher::create(
-                        "test passphrase",
-                        stackwright::state::KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
-                    )
-                    .expect("cipher")
-                    .0,
-                )),
-            ),
-            settings,
-        );
+        let engine =
+            Engine::new(Arc::new(stackwright::testing::sealed_local_backend(dir.path().join("state"))), settings);
         let files = dir.path().join("files");
         std::fs::create_dir_all(&files).unwrap();
         Harness {

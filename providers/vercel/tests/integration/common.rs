@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::Value;
 use stackwright::core::value::{reveal, secret};
 use stackwright::core::{OpContext, Resource, Urn};
-use stackwright::state::{Cipher, KdfParams, LocalBackend, ResourceState, StackState};
+use stackwright::state::{ResourceState, StackState};
 use stackwright::{Engine, Plan, PreviewReport, Program, RetryPolicy, Settings, Stack, StepOp, UpReport};
 use stackwright_vercel::{VercelConfig, VercelProvider};
 use stackwright_vercel_emulator::{DeploymentConfig, Emulator, EmulatorBuilder, EmulatorHandle, Stats};
@@ -136,9 +136,7 @@ pub async fn harness_full(
     let vercel = VercelProvider::new(config(base)).expect("provider configuration is valid");
     let dir = tempfile::tempdir().expect("temp dir");
     // Secrets are sealed in state; a cheap key derivation keeps the tests fast.
-    let kdf = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
-    let cipher = Arc::new(Cipher::create("test passphrase", kdf).expect("cipher").0);
-    let engine = Engine::new(Arc::new(LocalBackend::new(dir.path().join("state")).with_cipher(cipher)), settings);
+    let engine = Engine::new(Arc::new(stackwright::testing::sealed_local_backend(dir.path().join("state"))), settings);
     Harness { emu, dir, engine, vercel, token, http: reqwest::Client::new() }
 }
 
