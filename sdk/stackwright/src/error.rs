@@ -138,7 +138,49 @@ pub enum EngineError {
         /// Why.
         message: String,
     },
+    /// The plan's steps cannot be ordered so that nothing is deleted while something uses it.
+    #[error("the plan cannot be ordered safely: these resources wait on each other's deletion: {}; nothing was changed. Split the change into two updates", .0.join(", "))]
+    Unschedulable(Vec<String>),
+    /// A resource's stored object belongs to a provider instance the program no longer registers.
+    #[error("the plan would lose track of objects; nothing was changed:\n{}", .0.iter().map(|(r, m)| format!("  - resource `{r}`: {m}")).collect::<Vec<_>>().join("\n"))]
+    ProviderMissing(Vec<(String, String)>),
+    /// Operations of an earlier run have an unknown outcome that the provider cannot settle.
+    #[error("{}", crate::error::uncertain_text(.0))]
+    Uncertain(Vec<UncertainOperation>),
+    /// The state journal could not be written.
+    #[error("the state journal failed: {0}; what finished before is recorded, run again to continue")]
+    Journal(String),
     /// A resource named on the command line is not in the stack.
     #[error("no resource named `{0}` in the stack; `state ls` lists them")]
     UnknownResource(String),
+}
+
+/// An operation whose outcome is unknown and that the provider cannot settle by itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UncertainOperation {
+    /// The resource.
+    pub resource: String,
+    /// `create`, `update` or `delete`.
+    pub kind: String,
+    /// The operation id (the marker a provider may have written on the object).
+    pub operation: String,
+    /// When it started.
+    pub started_at: String,
+}
+
+pub(crate) fn uncertain_text(ops: &[UncertainOperation]) -> String {
+    let mut out = format!(
+        "{} operation(s) of an earlier run may or may not have happened, and the provider cannot tell; nothing was \
+         changed. Check the real system, then say what happened:",
+        ops.len()
+    );
+    for op in ops {
+        out.push_str(&format!(
+            "\n  - the {} of `{}` (operation {}, started {}): if it made an object, run `stack pending resolve {} \
+             --created ID`; if it did not, `stack pending resolve {} --absent`",
+            op.kind, op.resource, op.operation, op.started_at, op.resource, op.resource
+        ));
+    }
+    out.push_str("\n`stack pending ls` lists them.");
+    out
 }

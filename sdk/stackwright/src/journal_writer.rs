@@ -17,6 +17,12 @@ pub(crate) struct JournalHandle {
 }
 
 impl JournalHandle {
+    /// A handle that accepts no records, for runs that only read (a preview's refresh).
+    pub fn closed() -> Self {
+        let (tx, _) = mpsc::unbounded_channel();
+        JournalHandle { tx }
+    }
+
     /// Appends records and waits until they are durable.
     pub async fn write(&self, records: Vec<Record>) -> Result<(), String> {
         if records.is_empty() {

@@ -13,8 +13,8 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stackwright_core::{
-    Args, Created, ErrorKind, Handler, Input, Observed, OpContext, Outputs, PropertyChange, Provider, ProviderError,
-    Resource, Stored,
+    Args, Created, ErrorKind, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, Provider,
+    ProviderError, Resource, Stored,
 };
 
 /// The `test:Item` resource type.
@@ -415,15 +415,19 @@ impl Handler<Item> for ItemHandler {
         .await
     }
 
-    async fn find(&self, ctx: &OpContext, _args: &ItemArgs) -> Result<Option<Created<ItemOutputs>>, ProviderError> {
-        self.call("find", ctx.urn.as_str(), false, None, || {
-            Ok(self
-                .state
-                .world
-                .get(&ctx.operation_id)
-                .map(|item| Created { id: ctx.operation_id.clone(), outputs: outputs(&item) }))
-        })
-        .await
+    async fn find(&self, ctx: &OpContext, _args: &ItemArgs) -> Result<Found<ItemOutputs>, ProviderError> {
+        let found: Result<Option<Created<ItemOutputs>>, ProviderError> = async {
+            self.call("find", ctx.urn.as_str(), false, None, || {
+                Ok(self
+                    .state
+                    .world
+                    .get(&ctx.operation_id)
+                    .map(|item| Created { id: ctx.operation_id.clone(), outputs: outputs(&item) }))
+            })
+            .await
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<Observed<Item>>, ProviderError> {
