@@ -86,7 +86,12 @@ impl Exec {
         let resolved = resolve_args(reg, |d| {
             self.live.lock().expect("live lock").get(d).map(|(id, o)| (Some(id.clone()), o.clone()))
         })
-        .map_err(|message| StepError::Arguments { message })?;
+        .map_err(|message| {
+            // A failing closure may quote the secrets it was given: its dependencies' outputs.
+            let live = self.live.lock().expect("live lock");
+            let deps: Vec<&Value> = reg.deps.iter().filter_map(|d| live.get(d).map(|(_, o)| o)).collect();
+            StepError::Arguments { message: scrub(&message, &secrets_of(&deps)) }
+        })?;
         let decision = decide(reg, bound, old, resolved, None);
         let mut secrets = secrets_of(&[&decision.inputs]);
         if let Some(old) = old {
