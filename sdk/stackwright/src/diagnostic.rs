@@ -90,3 +90,49 @@ impl fmt::Display for Diagnostic {
         Ok(())
     }
 }
+
+impl From<&crate::policy::Violation> for Diagnostic {
+    fn from(v: &crate::policy::Violation) -> Self {
+        let severity = match v.enforcement {
+            crate::policy::Enforcement::Mandatory => Severity::Error,
+            crate::policy::Enforcement::Advisory => Severity::Warning,
+        };
+        Diagnostic {
+            severity,
+            resource: Some(v.resource.clone()),
+            path: None,
+            summary: format!("violates policy `{}`", v.policy),
+            detail: Some(v.message.clone()),
+        }
+    }
+}
+
+impl Diagnostic {
+    /// A check failure of `resource`'s arguments.
+    pub fn check(resource: &str, failure: &stackwright_core::CheckFailure) -> Self {
+        Diagnostic::error(Some(Urn::from(resource)), "invalid argument")
+            .at(failure.path.clone())
+            .with_detail(failure.message.clone())
+    }
+
+    /// One property of `drift` that changed outside the program (or the whole resource, gone).
+    pub fn drift(drift: &crate::refresh::Drift) -> Vec<Self> {
+        let r = Some(drift.urn.clone());
+        if drift.gone {
+            return vec![Diagnostic::warning(r, "deleted outside the program")];
+        }
+        drift
+            .changes
+            .iter()
+            .map(|c| {
+                let (old, new) = (
+                    c.old.as_ref().unwrap_or(&serde_json::Value::Null),
+                    c.new.as_ref().unwrap_or(&serde_json::Value::Null),
+                );
+                Diagnostic::warning(r.clone(), "changed outside the program")
+                    .at(Some(c.path.clone()))
+                    .with_detail(format!("{} → {}", crate::render::value(old), crate::render::value(new)))
+            })
+            .collect()
+    }
+}

@@ -11,6 +11,7 @@ use serde_json::Value;
 use stackwright_core::{Found, Urn};
 use stackwright_state::{Backend, LockInfo, OpKind, Record, ResourceState, StackState};
 
+use crate::diagnostic::Diagnostic;
 use crate::error::{EngineError, UncertainOperation};
 use crate::events::Event;
 use crate::executor;
@@ -36,6 +37,8 @@ pub struct PreviewReport {
     pub pending: usize,
     /// Violations of advisory policies.
     pub policy_warnings: Vec<crate::policy::Violation>,
+    /// Everything worth telling about resources (policy warnings, drift), in one shape.
+    pub diagnostics: Vec<crate::diagnostic::Diagnostic>,
 }
 
 /// The result of an update.
@@ -51,6 +54,8 @@ pub struct UpReport {
     pub failures: Vec<Failure>,
     /// Whether the run was interrupted before it finished.
     pub interrupted: bool,
+    /// Everything worth telling about resources (failures, drift), in one shape.
+    pub diagnostics: Vec<crate::diagnostic::Diagnostic>,
     /// Whether the plan was declined, so nothing ran.
     pub declined: bool,
     /// Pending operations from a previous run that were reconciled.
@@ -167,7 +172,11 @@ impl Engine {
         let drift =
             if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
         let (plan, _, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
-        Ok((PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings }, state_fingerprint))
+        let mut diagnostics: Vec<Diagnostic> = warnings.iter().map(Diagnostic::from).collect();
+        diagnostics.extend(drift.iter().flat_map(Diagnostic::drift));
+        let report =
+            PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings, diagnostics };
+        Ok((report, state_fingerprint))
     }
 
     /// Applies the program. `confirm` sees the plan and may refuse it.
@@ -306,11 +315,14 @@ impl Engine {
             Some(o) => (o.changed, o.failures, o.interrupted),
             None => (0, Vec::new(), false),
         };
+        let mut diagnostics: Vec<Diagnostic> = failures.iter().flat_map(Failure::diagnostics).collect();
+        diagnostics.extend(drift.iter().flat_map(Diagnostic::drift));
         Ok(UpReport {
             plan,
             drift,
             changed,
             failures,
+            diagnostics,
             interrupted,
             declined,
             reconciled,
@@ -395,7 +407,8 @@ impl Engine {
             return Err(fail(format!("the stack already has a resource named `{name}` (id {})", existing.id)));
         }
         let (writer, writer_task) = self.writer(stack, &state).await?;
-        let runner = Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned() };
+        let runner =
+            Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned(), defer_results: false };
         let slot = Slot::detached();
         let request = Request {
             urn: &urn,
@@ -497,7 +510,8 @@ impl Engine {
             )));
         }
         let (writer, writer_task) = self.writer(stack, &state).await?;
-        let runner = Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned() };
+        let runner =
+            Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned(), defer_results: false };
         let done = match resolution {
             Resolution::Absent => {
                 runner.write(vec![Record::Abort { op: op.clone() }]).await.map_err(|e| fail(e.to_string()))?;
@@ -691,7 +705,12 @@ async fn reconcile(
     );
     let bound: Arc<Vec<Option<plan::Bound>>> =
         Arc::new(ops.iter().map(|(_, p)| prepared.handler_for_state(&p.provider, &p.type_token)).collect());
-    let runner = Arc::new(Runner { journal: writer.clone(), settings: settings.clone(), stack: state.stack.clone() });
+    let runner = Arc::new(Runner {
+        journal: writer.clone(),
+        settings: settings.clone(),
+        stack: state.stack.clone(),
+        defer_results: false,
+    });
     let prior = Arc::new(state.clone());
     let nodes: Vec<DagNode> = bound
         .iter()

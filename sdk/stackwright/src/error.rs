@@ -184,3 +184,43 @@ pub(crate) fn uncertain_text(ops: &[UncertainOperation]) -> String {
     out.push_str("\n`stack pending ls` lists them.");
     out
 }
+
+impl EngineError {
+    /// The diagnostics this error stands for: one per resource and field where it names them.
+    pub fn diagnostics(&self) -> Vec<crate::diagnostic::Diagnostic> {
+        use crate::diagnostic::Diagnostic;
+        let urn = |r: &str| Some(stackwright_core::Urn::from(r));
+        match self {
+            EngineError::Check(failures) => failures.iter().map(|(r, f)| Diagnostic::check(r, f)).collect(),
+            EngineError::Policy(violations) => violations.iter().map(Diagnostic::from).collect(),
+            EngineError::Protected(items) => items
+                .iter()
+                .map(|(r, op)| {
+                    Diagnostic::error(urn(r), format!("the plan would {op} this protected resource"))
+                        .with_detail("remove `protect()` from it and run `up` first, or keep it in the program")
+                })
+                .collect(),
+            EngineError::ProviderMissing(items) => items
+                .iter()
+                .map(|(r, m)| Diagnostic::error(urn(r), "its provider instance is gone").with_detail(m.clone()))
+                .collect(),
+            EngineError::Uncertain(ops) => ops
+                .iter()
+                .map(|op| {
+                    Diagnostic::error(
+                        urn(&op.resource),
+                        format!("the outcome of its interrupted {} is unknown", op.kind),
+                    )
+                    .with_detail(format!(
+                        "run `stack pending resolve {} --created ID` if it made an object, or `--absent` if not",
+                        op.resource
+                    ))
+                })
+                .collect(),
+            EngineError::Declarations(errors) => {
+                errors.iter().map(|e| Diagnostic::error(None, e.to_string())).collect()
+            }
+            other => vec![Diagnostic::error(None, other.to_string())],
+        }
+    }
+}

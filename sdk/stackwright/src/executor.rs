@@ -315,7 +315,7 @@ pub(crate) async fn execute(
     destroy: bool,
 ) -> Outcome {
     let live = prior.resources.values().map(|r| (r.urn.clone(), (r.id.clone(), r.outputs.clone()))).collect();
-    let runner = Runner { journal, settings: settings.clone(), stack: prior.stack.clone() };
+    let runner = Runner { journal, settings: settings.clone(), stack: prior.stack.clone(), defer_results: true };
     let exec = Arc::new(Exec {
         prepared: prepared.clone(),
         plan: plan.clone(),
@@ -379,6 +379,14 @@ pub(crate) async fn execute(
         .filter(|(d, s)| d.is_some_and(|op| op.is_change() || s.renamed_from.is_some()))
         .count();
     let mut failures: Vec<Failure> = failures.into_iter().flatten().collect();
+    if let Err(error) = exec.runner.journal.flush().await {
+        failures.push(Failure::new(
+            Urn::from("(journal)"),
+            String::new(),
+            FailureReason::Failed { error: StepError::Journal { message: error } },
+            false,
+        ));
+    }
     let exports =
         if destroy { Default::default() } else { evaluate_exports(&prepared, &exec.live.lock().expect("live lock")) };
     // Unchanged exports are not written again, so an update that changes nothing writes nothing.

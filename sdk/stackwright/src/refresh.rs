@@ -89,8 +89,12 @@ pub(crate) async fn refresh_in_memory(
     let resources = Arc::new(resources);
     let bound = Arc::new(bound);
     // Reads record nothing: the drift is recorded as a whole by the caller.
-    let runner =
-        Arc::new(Runner { journal: JournalHandle::closed(), settings: settings.clone(), stack: state.stack.clone() });
+    let runner = Arc::new(Runner {
+        journal: JournalHandle::closed(),
+        settings: settings.clone(),
+        stack: state.stack.clone(),
+        defer_results: false,
+    });
     let (_never, rx) = tokio::sync::watch::channel(false);
     let outcomes = run_dag(&nodes, &prepared.provider_limits, settings.parallel, rx, |i, slot| {
         let (resources, bound, runner) = (resources.clone(), bound.clone(), runner.clone());

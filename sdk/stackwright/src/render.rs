@@ -135,10 +135,8 @@ pub fn summary(report: &UpReport, verb: &str) -> String {
     if !report.failures.is_empty() {
         let _ = writeln!(out, "{} resource(s) did not finish:", report.failures.len());
         for f in &report.failures {
-            if f.type_token.is_empty() {
-                let _ = writeln!(out, "  ✗ {}: {}", f.urn, f.message);
-            } else {
-                let _ = writeln!(out, "  ✗ {} ({}): {}", f.urn, f.type_token, f.message);
+            for d in f.diagnostics() {
+                let _ = writeln!(out, "  ✗ {d}");
             }
         }
     }

@@ -118,6 +118,9 @@ pub(crate) struct Runner {
     pub journal: JournalHandle,
     pub settings: Settings,
     pub stack: String,
+    /// Hand results to the journal to join the next write instead of waiting for them (see
+    /// `journal_writer`); whoever runs with it flushes the journal at the end.
+    pub defer_results: bool,
 }
 
 fn new_operation_id() -> String {
@@ -204,7 +207,11 @@ impl Runner {
         let error = match result {
             Ok(Ok(reply)) => {
                 let records = finish(&reply, recorded);
-                self.write(records).await?;
+                if self.defer_results {
+                    self.journal.defer(records);
+                } else {
+                    self.write(records).await?;
+                }
                 return Ok(reply);
             }
             Ok(Err(e)) => {
