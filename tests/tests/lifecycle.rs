@@ -260,6 +260,7 @@ async fn import_adopts_an_existing_object_so_a_matching_program_plans_no_change(
         secret: Some("hand-made-secret".into()),
         revision: 4,
         token: "tok-hand".into(),
+        tag: None,
     };
     tp.world().put("obj-1", made_by_hand).unwrap();
     let tp2 = tp.clone();

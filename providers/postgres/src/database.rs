@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    Stored,
+    Args, CheckFailure, Created, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError,
+    Resource, Stored,
 };
 
 use crate::common::{
@@ -387,18 +387,18 @@ impl Handler<Database> for DatabaseHandler {
         client.batch_execute(&drop).await.on(&subject)
     }
 
-    async fn find(
-        &self,
-        ctx: &OpContext,
-        args: &DatabaseArgs,
-    ) -> Result<Option<Created<DatabaseOutputs>>, ProviderError> {
-        let name = args.name.get();
-        let subject = subject(Database::TYPE, name);
-        let client = self.conns.maintenance(&subject).await?;
-        Ok(fetch(&client, name, &subject)
-            .await?
-            .filter(|a| created_by(a.comment.as_deref(), &ctx.operation_id))
-            .map(|a| Created { id: name.clone(), outputs: outputs(&a) }))
+    async fn find(&self, ctx: &OpContext, args: &DatabaseArgs) -> Result<Found<DatabaseOutputs>, ProviderError> {
+        let found: Result<Option<Created<DatabaseOutputs>>, ProviderError> = async {
+            let name = args.name.get();
+            let subject = subject(Database::TYPE, name);
+            let client = self.conns.maintenance(&subject).await?;
+            Ok(fetch(&client, name, &subject)
+                .await?
+                .filter(|a| created_by(a.comment.as_deref(), &ctx.operation_id))
+                .map(|a| Created { id: name.clone(), outputs: outputs(&a) }))
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Database>>, ProviderError> {

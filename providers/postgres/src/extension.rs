@@ -253,13 +253,13 @@ impl Handler<Extension> for ExtensionHandler {
         }
     }
 
-    async fn find(
-        &self,
-        _ctx: &OpContext,
-        args: &ExtensionArgs,
-    ) -> Result<Option<Created<ExtensionOutputs>>, ProviderError> {
-        let id = join_id(&[args.database.get(), &args.name]);
-        Ok(self.observe(args, &id).await?.map(|o| Created { id: o.id, outputs: o.outputs }))
+    async fn find(&self, _ctx: &OpContext, args: &ExtensionArgs) -> Result<Found<ExtensionOutputs>, ProviderError> {
+        let found: Result<Option<Created<ExtensionOutputs>>, ProviderError> = async {
+            let id = join_id(&[args.database.get(), &args.name]);
+            Ok(self.observe(args, &id).await?.map(|o| Created { id: o.id, outputs: o.outputs }))
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Extension>>, ProviderError> {

@@ -362,12 +362,10 @@ impl Handler<Migrations> for MigrationsHandler {
         Ok(())
     }
 
-    async fn find(
-        &self,
-        _ctx: &OpContext,
-        args: &MigrationsArgs,
-    ) -> Result<Option<Created<MigrationsOutputs>>, ProviderError> {
-        Ok(self.observe(args, &args.id()).await?.map(|o| Created { id: o.id, outputs: o.outputs }))
+    async fn find(&self, _ctx: &OpContext, args: &MigrationsArgs) -> Result<Found<MigrationsOutputs>, ProviderError> {
+        let found: Result<Option<Created<MigrationsOutputs>>, ProviderError> =
+            async { Ok(self.observe(args, &args.id()).await?.map(|o| Created { id: o.id, outputs: o.outputs })) }.await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Migrations>>, ProviderError> {

@@ -594,25 +594,33 @@ impl Handler<Role> for RoleHandler {
         }
     }
 
-    async fn find(&self, ctx: &OpContext, args: &RoleArgs) -> Result<Option<Created<RoleOutputs>>, ProviderError> {
-        let name = args.name.get();
-        let subject = subject(Role::TYPE, name);
-        let client = self.conns.maintenance(&subject).await?;
-        let made_here = fetch(&client, name, None, &subject)
-            .await?
-            .is_some_and(|a| created_by(a.comment.as_deref(), &ctx.operation_id));
-        if !made_here {
-            return Ok(None);
+    async fn find(&self, ctx: &OpContext, args: &RoleArgs) -> Result<Found<RoleOutputs>, ProviderError> {
+        let found: Result<Option<Created<RoleOutputs>>, ProviderError> = async {
+            let name = args.name.get();
+            let subject = subject(Role::TYPE, name);
+            let client = self.conns.maintenance(&subject).await?;
+            let made_here = fetch(&client, name, None, &subject)
+                .await?
+                .is_some_and(|a| created_by(a.comment.as_deref(), &ctx.operation_id));
+            if !made_here {
+                return Ok(None);
+            }
+            // A generated password was lost with the crash: set a new one.
+            let password = self.desired_password(&client, args, None, &subject).await?;
+            if args.generate_password && args.password.is_none() {
+                client
+                    .batch_execute(&format!(
+                        "ALTER ROLE {} WITH {}",
+                        quote_ident(name),
+                        password_sql(password.as_deref())
+                    ))
+                    .await
+                    .on(&subject)?;
+            }
+            Ok(Some(Created { id: name.clone(), outputs: RoleOutputs { name: name.clone(), password } }))
         }
-        // A generated password was lost with the crash: set a new one.
-        let password = self.desired_password(&client, args, None, &subject).await?;
-        if args.generate_password && args.password.is_none() {
-            client
-                .batch_execute(&format!("ALTER ROLE {} WITH {}", quote_ident(name), password_sql(password.as_deref())))
-                .await
-                .on(&subject)?;
-        }
-        Ok(Some(Created { id: name.clone(), outputs: RoleOutputs { name: name.clone(), password } }))
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Role>>, ProviderError> {

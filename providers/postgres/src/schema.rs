@@ -231,19 +231,23 @@ impl Handler<Schema> for SchemaHandler {
         }
     }
 
-    async fn find(&self, ctx: &OpContext, args: &SchemaArgs) -> Result<Option<Created<SchemaOutputs>>, ProviderError> {
-        let (database, name) = (args.database.get(), args.name.get());
-        let subject = describe(database, name);
-        let client = match self.conns.get(database, &subject).await {
-            Err(e) if e.kind == stackwright_core::ErrorKind::NotFound => return Ok(None),
-            other => other?,
-        };
-        Ok(fetch(&client, name, &subject).await?.filter(|(_, c)| created_by(c.as_deref(), &ctx.operation_id)).map(
-            |(owner, _)| Created {
-                id: join_id(&[database, name]),
-                outputs: SchemaOutputs { database: database.clone(), name: name.clone(), owner },
-            },
-        ))
+    async fn find(&self, ctx: &OpContext, args: &SchemaArgs) -> Result<Found<SchemaOutputs>, ProviderError> {
+        let found: Result<Option<Created<SchemaOutputs>>, ProviderError> = async {
+            let (database, name) = (args.database.get(), args.name.get());
+            let subject = describe(database, name);
+            let client = match self.conns.get(database, &subject).await {
+                Err(e) if e.kind == stackwright_core::ErrorKind::NotFound => return Ok(None),
+                other => other?,
+            };
+            Ok(fetch(&client, name, &subject).await?.filter(|(_, c)| created_by(c.as_deref(), &ctx.operation_id)).map(
+                |(owner, _)| Created {
+                    id: join_id(&[database, name]),
+                    outputs: SchemaOutputs { database: database.clone(), name: name.clone(), owner },
+                },
+            ))
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Schema>>, ProviderError> {

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    Stored,
+    Args, CheckFailure, Created, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError,
+    Resource, Stored,
 };
 
 use crate::Shared;
@@ -543,13 +543,17 @@ impl Handler<Bucket> for BucketHandler {
         }
     }
 
-    async fn find(&self, _ctx: &OpContext, args: &BucketArgs) -> Result<Option<Created<BucketOutputs>>, ProviderError> {
-        let name = args.name.get();
-        if self.shared.store.bucket_exists(name).await? {
-            Ok(Some(Created { id: name.clone(), outputs: self.outputs(args) }))
-        } else {
-            Ok(None)
+    async fn find(&self, _ctx: &OpContext, args: &BucketArgs) -> Result<Found<BucketOutputs>, ProviderError> {
+        let found: Result<Option<Created<BucketOutputs>>, ProviderError> = async {
+            let name = args.name.get();
+            if self.shared.store.bucket_exists(name).await? {
+                Ok(Some(Created { id: name.clone(), outputs: self.outputs(args) }))
+            } else {
+                Ok(None)
+            }
         }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Bucket>>, ProviderError> {

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    Stored,
+    Args, CheckFailure, Created, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError,
+    Resource, Stored,
 };
 
 use crate::Shared;
@@ -278,12 +278,16 @@ impl Handler<Object> for ObjectHandler {
         self.shared.store.delete_object(stored.args.bucket.get(), stored.args.key.get()).await
     }
 
-    async fn find(&self, _ctx: &OpContext, args: &ObjectArgs) -> Result<Option<Created<ObjectOutputs>>, ProviderError> {
-        let head = self.shared.store.head_object(args.bucket.get(), args.key.get()).await?;
-        Ok(head.filter(|h| h.sha256.as_deref() == Some(args.source.get().sha256())).map(|h| {
-            let outputs = self.outputs(args, h.etag, h.version_id);
-            Created { id: format!("{}/{}", outputs.bucket, outputs.key), outputs }
-        }))
+    async fn find(&self, _ctx: &OpContext, args: &ObjectArgs) -> Result<Found<ObjectOutputs>, ProviderError> {
+        let found: Result<Option<Created<ObjectOutputs>>, ProviderError> = async {
+            let head = self.shared.store.head_object(args.bucket.get(), args.key.get()).await?;
+            Ok(head.filter(|h| h.sha256.as_deref() == Some(args.source.get().sha256())).map(|h| {
+                let outputs = self.outputs(args, h.etag, h.version_id);
+                Created { id: format!("{}/{}", outputs.bucket, outputs.key), outputs }
+            }))
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Object>>, ProviderError> {

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha1::{Digest, Sha1};
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    ResourceRef, Stored,
+    Args, CheckFailure, Created, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError,
+    Resource, ResourceRef, Stored,
 };
 
 use crate::client::now_ms;
@@ -436,20 +436,20 @@ impl Handler<Deployment> for DeploymentHandler {
         }
     }
 
-    async fn find(
-        &self,
-        ctx: &OpContext,
-        args: &DeploymentArgs,
-    ) -> Result<Option<Created<DeploymentOutputs>>, ProviderError> {
-        let Some(d) = self.by_operation(args.project_id.get(), &ctx.operation_id).await? else {
-            return Ok(None);
-        };
-        let id = outputs(&d).id;
-        match self.wait(&id, args.target == DeploymentTarget::Production).await? {
-            Waited::Ready(d) => Ok(Some(Created { id, outputs: outputs(&d) })),
-            // A failed build is not worth adopting; the next create makes a new one.
-            Waited::Failed(_) => Ok(None),
+    async fn find(&self, ctx: &OpContext, args: &DeploymentArgs) -> Result<Found<DeploymentOutputs>, ProviderError> {
+        let found: Result<Option<Created<DeploymentOutputs>>, ProviderError> = async {
+            let Some(d) = self.by_operation(args.project_id.get(), &ctx.operation_id).await? else {
+                return Ok(None);
+            };
+            let id = outputs(&d).id;
+            match self.wait(&id, args.target == DeploymentTarget::Production).await? {
+                Waited::Ready(d) => Ok(Some(Created { id, outputs: outputs(&d) })),
+                // A failed build is not worth adopting; the next create makes a new one.
+                Waited::Failed(_) => Ok(None),
+            }
         }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Deployment>>, ProviderError> {

@@ -14,8 +14,8 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    Stored,
+    Args, CheckFailure, Created, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError,
+    Resource, Stored,
 };
 
 use crate::client::{Failure, now_ms};
@@ -291,8 +291,12 @@ impl Handler<ProjectDomain> for DomainHandler {
         &self,
         _ctx: &OpContext,
         args: &ProjectDomainArgs,
-    ) -> Result<Option<Created<ProjectDomainOutputs>>, ProviderError> {
-        Ok(self.adopt(args, None).await?.map(|d| Created { id: args.domain.get().clone(), outputs: outputs(&d) }))
+    ) -> Result<Found<ProjectDomainOutputs>, ProviderError> {
+        let found: Result<Option<Created<ProjectDomainOutputs>>, ProviderError> = async {
+            Ok(self.adopt(args, None).await?.map(|d| Created { id: args.domain.get().clone(), outputs: outputs(&d) }))
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<ProjectDomain>>, ProviderError> {

@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stackwright_core::{
-    Args, CheckFailure, Created, FieldSchema, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
+    Args, CheckFailure, Created, FieldSchema, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
     ProviderError, Resource, Stored,
 };
 
@@ -493,11 +493,15 @@ impl Handler<EnvironmentVariable> for EnvHandler {
         &self,
         _ctx: &OpContext,
         args: &EnvironmentVariableArgs,
-    ) -> Result<Option<Created<EnvironmentVariableOutputs>>, ProviderError> {
-        Ok(self.lookup(args).await?.map(|e| {
-            let out = outputs(&e);
-            Created { id: out.id.clone(), outputs: out }
-        }))
+    ) -> Result<Found<EnvironmentVariableOutputs>, ProviderError> {
+        let found: Result<Option<Created<EnvironmentVariableOutputs>>, ProviderError> = async {
+            Ok(self.lookup(args).await?.map(|e| {
+                let out = outputs(&e);
+                Created { id: out.id.clone(), outputs: out }
+            }))
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<EnvironmentVariable>>, ProviderError> {

@@ -13,8 +13,8 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    Stored,
+    Args, CheckFailure, Created, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError,
+    Resource, Stored,
 };
 
 use crate::client::{Failure, now_ms};
@@ -408,14 +408,14 @@ impl Handler<Project> for ProjectHandler {
         }
     }
 
-    async fn find(
-        &self,
-        _ctx: &OpContext,
-        args: &ProjectArgs,
-    ) -> Result<Option<Created<ProjectOutputs>>, ProviderError> {
-        let name = args.name.get();
-        let found = self.get(name).await.map_err(|f| f.into_error(&format!("looking for project \"{name}\"")))?;
-        Ok(found.map(|p| Created { id: outputs(&p).id, outputs: outputs(&p) }))
+    async fn find(&self, _ctx: &OpContext, args: &ProjectArgs) -> Result<Found<ProjectOutputs>, ProviderError> {
+        let found: Result<Option<Created<ProjectOutputs>>, ProviderError> = async {
+            let name = args.name.get();
+            let found = self.get(name).await.map_err(|f| f.into_error(&format!("looking for project \"{name}\"")))?;
+            Ok(found.map(|p| Created { id: outputs(&p).id, outputs: outputs(&p) }))
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Project>>, ProviderError> {

@@ -19,8 +19,8 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    Stored,
+    Args, CheckFailure, Created, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError,
+    Resource, Stored,
 };
 
 use crate::client::now_ms;
@@ -246,16 +246,16 @@ impl Handler<Promotion> for PromotionHandler {
         Ok(())
     }
 
-    async fn find(
-        &self,
-        _ctx: &OpContext,
-        args: &PromotionArgs,
-    ) -> Result<Option<Created<PromotionOutputs>>, ProviderError> {
-        let Some(p) = self.project(args.project_id.get()).await? else {
-            return Ok(None);
-        };
-        let done = !pending(&p) && production_id(&p).as_deref() == Some(args.deployment_id.get().as_str());
-        Ok(done.then(|| Created { id: str_field(&p, "id").unwrap_or_default(), outputs: outputs(&p) }))
+    async fn find(&self, _ctx: &OpContext, args: &PromotionArgs) -> Result<Found<PromotionOutputs>, ProviderError> {
+        let found: Result<Option<Created<PromotionOutputs>>, ProviderError> = async {
+            let Some(p) = self.project(args.project_id.get()).await? else {
+                return Ok(None);
+            };
+            let done = !pending(&p) && production_id(&p).as_deref() == Some(args.deployment_id.get().as_str());
+            Ok(done.then(|| Created { id: str_field(&p, "id").unwrap_or_default(), outputs: outputs(&p) }))
+        }
+        .await;
+        Ok(found?.into())
     }
 
     async fn import(&self, _ctx: &OpContext, id: &str) -> Result<Option<Observed<Promotion>>, ProviderError> {

@@ -13,7 +13,9 @@ pub use diff::{ChangeKind, DiffOptions, PropertyChange, apply_changes, diff};
 pub use error::{ErrorKind, ProviderError};
 pub use output::{Input, Output, Resolve, ResolvedResource, Urn, all, collect_dependencies, resolve_with, zip};
 pub use path::{Path, Segment};
-pub use provider::{CheckFailure, Created, ErasedHandler, Handler, Observed, OpContext, Provider, RawState, Stored};
+pub use provider::{
+    CheckFailure, Created, ErasedHandler, Found, Handler, Observed, OpContext, Provider, RawState, Stored,
+};
 pub use resource::{Args, FieldSchema, Outputs, Resource, ResourceRef};
 pub use stackwright_derive::{Args, Outputs};
 pub use value::Value;

@@ -54,6 +54,19 @@ pub struct Created<O> {
     pub outputs: O,
 }
 
+/// What [`Handler::find`] learnt about an interrupted create.
+#[derive(Debug, Clone)]
+pub enum Found<O> {
+    /// The object the create made, recognised by the marker it was given (e.g. the operation id
+    /// in a tag): it is adopted.
+    Object(Created<O>),
+    /// Proved absent: the create made nothing.
+    Absent,
+    /// The provider cannot tell (it has no way to recognise its own objects). The engine keeps the
+    /// operation pending and asks the user to resolve it (`stack pending resolve`).
+    Unknown,
+}
+
 /// A resource as the provider observes it now.
 #[derive(Debug, Clone)]
 pub struct Observed<R: Resource> {
@@ -104,10 +117,12 @@ pub trait Handler<R: Resource>: Send + Sync + 'static {
     /// Deletes the resource. Deleting something already gone should succeed.
     async fn delete(&self, ctx: &OpContext, stored: &Stored<R>) -> Result<(), ProviderError>;
 
-    /// After a crash during a create, finds the object that create may have made, so it is
-    /// adopted rather than orphaned or duplicated. The default finds nothing.
-    async fn find(&self, _ctx: &OpContext, _args: &R::Args) -> Result<Option<Created<R::Outputs>>, ProviderError> {
-        Ok(None)
+    /// After a crash (or an answer that never came) during a create, finds the object that create
+    /// may have made, so it is adopted rather than orphaned or duplicated. Recognise the object by a
+    /// marker written at create time ([`OpContext::operation_id`]), never by name alone. The default
+    /// cannot tell ([`Found::Unknown`]): the engine then stops and asks the user.
+    async fn find(&self, _ctx: &OpContext, _args: &R::Args) -> Result<Found<R::Outputs>, ProviderError> {
+        Ok(Found::Unknown)
     }
 
     /// Reads an existing object by its id so it can be adopted into the stack.
@@ -171,7 +186,7 @@ pub trait ErasedHandler: Send + Sync {
     /// See [`Handler::delete`].
     async fn delete(&self, ctx: &OpContext, stored: &RawState) -> Result<(), ProviderError>;
     /// See [`Handler::find`].
-    async fn find(&self, ctx: &OpContext, args: &Value) -> Result<Option<(String, Value)>, ProviderError>;
+    async fn find(&self, ctx: &OpContext, args: &Value) -> Result<Found<Value>, ProviderError>;
     /// See [`Handler::import`].
     async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<RawState>, ProviderError>;
 }
@@ -256,12 +271,13 @@ impl<R: Resource, H: Handler<R>> ErasedHandler for Typed<R, H> {
         let stored = self.stored(stored)?;
         self.handler.delete(ctx, &stored).await
     }
-    async fn find(&self, ctx: &OpContext, args: &Value) -> Result<Option<(String, Value)>, ProviderError> {
+    async fn find(&self, ctx: &OpContext, args: &Value) -> Result<Found<Value>, ProviderError> {
         let args: R::Args = from_json("arguments", R::TYPE, args)?;
-        match self.handler.find(ctx, &args).await? {
-            Some(c) => Ok(Some((c.id, to_json(R::TYPE, &c.outputs)?))),
-            None => Ok(None),
-        }
+        Ok(match self.handler.find(ctx, &args).await? {
+            Found::Object(c) => Found::Object(Created { outputs: to_json(R::TYPE, &c.outputs)?, id: c.id }),
+            Found::Absent => Found::Absent,
+            Found::Unknown => Found::Unknown,
+        })
     }
     async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<RawState>, ProviderError> {
         match self.handler.import(ctx, id).await? {
@@ -326,5 +342,15 @@ impl Provider {
     /// The resource types this provider handles.
     pub fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.handlers.keys().copied()
+    }
+}
+
+impl<O> From<Option<Created<O>>> for Found<O> {
+    /// `Some` is the object to adopt; `None` proves the create made nothing.
+    fn from(found: Option<Created<O>>) -> Self {
+        match found {
+            Some(c) => Found::Object(c),
+            None => Found::Absent,
+        }
     }
 }

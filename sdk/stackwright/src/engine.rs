@@ -8,71 +8,23 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
-use stackwright_core::value::reveal;
-use stackwright_core::{ErrorKind, OpContext, PropertyChange, RawState, Urn};
+use stackwright_core::{Found, Urn};
 use stackwright_state::{Backend, LockInfo, OpKind, Record, ResourceState, StackState};
-use tokio::sync::watch;
 
-use crate::error::EngineError;
-use crate::events::{Event, Observer};
-use crate::executor::{self, Failure, RunSettings};
+use crate::diagnostic::Diagnostic;
+use crate::error::{EngineError, UncertainOperation};
+use crate::events::Event;
+use crate::executor;
+use crate::failure::{Failure, StepError};
 use crate::journal_writer;
-use crate::plan::{self, Plan, Prepared};
+use crate::plan::Plan;
+use crate::planner::{self as plan, Prepared, Schedule};
 use crate::refresh::{self, Drift};
+use crate::runner::{Call, Reply, Request, Runner};
+use crate::scheduler::{DagNode, NodeOutcome, Slot, run_dag};
 use crate::stack::{Program, Stack};
 
-/// How retries back off.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// The first delay.
-    pub min_delay: Duration,
-    /// The longest delay between attempts.
-    pub max_delay: Duration,
-    /// The most retries after the first attempt.
-    pub max_retries: usize,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { min_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30), max_retries: 8 }
-    }
-}
-
-/// Opens another stack's backend (with that stack's secrets provider), for stack references.
-pub type StackOpener = Arc<dyn Fn(&str) -> Result<Arc<dyn Backend>, String> + Send + Sync>;
-
-/// Engine settings.
-#[derive(Clone)]
-pub struct Settings {
-    /// At most this many steps run at once.
-    pub parallel: usize,
-    /// Retry behaviour for transient and throttled errors.
-    pub retry: RetryPolicy,
-    /// Receives progress events.
-    pub observer: Observer,
-    /// When it turns true, stop scheduling new steps.
-    pub interrupt: Option<watch::Receiver<bool>>,
-    /// The command recorded in the lock.
-    pub command: String,
-    /// The stack's configuration, given to the program.
-    pub config: Option<Arc<crate::config::Config>>,
-    /// Opens other stacks' state for stack references; by default, this engine's backend.
-    pub references: Option<StackOpener>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            parallel: 16,
-            retry: RetryPolicy::default(),
-            observer: Arc::new(|_: &Event| {}),
-            interrupt: None,
-            command: "stackwright".into(),
-            config: None,
-            references: None,
-        }
-    }
-}
+pub use crate::settings::{RetryPolicy, Settings, StackOpener};
 
 /// The result of a preview.
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +37,8 @@ pub struct PreviewReport {
     pub pending: usize,
     /// Violations of advisory policies.
     pub policy_warnings: Vec<crate::policy::Violation>,
+    /// Everything worth telling about resources (policy warnings, drift), in one shape.
+    pub diagnostics: Vec<crate::diagnostic::Diagnostic>,
 }
 
 /// The result of an update.
@@ -100,6 +54,8 @@ pub struct UpReport {
     pub failures: Vec<Failure>,
     /// Whether the run was interrupted before it finished.
     pub interrupted: bool,
+    /// Everything worth telling about resources (failures, drift), in one shape.
+    pub diagnostics: Vec<crate::diagnostic::Diagnostic>,
     /// Whether the plan was declined, so nothing ran.
     pub declined: bool,
     /// Pending operations from a previous run that were reconciled.
@@ -215,8 +171,12 @@ impl Engine {
         let mut prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let drift =
             if refresh { refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await? } else { Vec::new() };
-        let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
-        Ok((PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings }, state_fingerprint))
+        let (plan, _, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
+        let mut diagnostics: Vec<Diagnostic> = warnings.iter().map(Diagnostic::from).collect();
+        diagnostics.extend(drift.iter().flat_map(Diagnostic::drift));
+        let report =
+            PreviewReport { plan, drift, pending: state.pending.len(), policy_warnings: warnings, diagnostics };
+        Ok((report, state_fingerprint))
     }
 
     /// Applies the program. `confirm` sees the plan and may refuse it.
@@ -281,17 +241,13 @@ impl Engine {
             let drift = if refresh {
                 let drift = refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await?;
                 let records = refresh::drift_records(&drift);
-                writer.write(records).await.map_err(|m| EngineError::Reconcile {
-                    resource: "(refresh)".into(),
-                    kind: "refresh".into(),
-                    message: m,
-                })?;
+                writer.write(records).await.map_err(EngineError::Journal)?;
                 drift
             } else {
                 Vec::new()
             };
             let fingerprint_before = saved.map(|_| crate::saved_plan::fingerprint(&state)).unwrap_or_default();
-            let (plan, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
+            let (plan, schedule, warnings) = checked_plan(&mut prepared, &state, stack, destroy)?;
             if let Some(reason) = saved.and_then(|s| s.mismatch(destroy, &fingerprint_before, &plan)) {
                 return Err(EngineError::PlanMismatch(reason));
             }
@@ -307,18 +263,21 @@ impl Engine {
             if !confirm(&plan, &drift) {
                 return Ok::<_, EngineError>((plan, drift, None, reconciled));
             }
-            let settings = RunSettings { settings: self.settings.clone(), destroy };
-            let outcome =
-                executor::execute(Arc::new(prepared), Arc::new(state), shared.clone(), writer.clone(), &settings).await;
+            let outcome = executor::execute(
+                Arc::new(prepared),
+                Arc::new(plan.clone()),
+                Arc::new(schedule),
+                Arc::new(state),
+                writer.clone(),
+                &self.settings,
+                destroy,
+            )
+            .await;
             Ok((plan, drift, Some(outcome), reconciled))
         }
         .await;
         drop(writer);
-        let stats = writer_task.await.map_err(|e| EngineError::Reconcile {
-            resource: "(journal)".into(),
-            kind: "write".into(),
-            message: e.to_string(),
-        })??;
+        let stats = writer_task.await.map_err(|e| EngineError::Journal(e.to_string()))??;
         let final_state = shared.lock().expect("state lock").clone();
         // Compact whatever became durable, even when the run failed; a run that recorded
         // nothing (refused, or nothing to do) leaves the files untouched.
@@ -326,9 +285,14 @@ impl Engine {
             self.backend.write_snapshot(&final_state).await?;
         }
         let (outcome_word, changes) = match &result {
-            Err(EngineError::Protected(_) | EngineError::Check(_) | EngineError::Policy(_)) => {
-                ("refused", BTreeMap::new())
-            }
+            Err(
+                EngineError::Protected(_)
+                | EngineError::Check(_)
+                | EngineError::Policy(_)
+                | EngineError::ProviderMissing(_)
+                | EngineError::Unschedulable(_)
+                | EngineError::Uncertain(_),
+            ) => ("refused", BTreeMap::new()),
             Err(_) => ("failed", BTreeMap::new()),
             Ok((_, _, None, _)) => ("cancelled", BTreeMap::new()),
             Ok((plan, _, Some(o), _)) => {
@@ -351,11 +315,14 @@ impl Engine {
             Some(o) => (o.changed, o.failures, o.interrupted),
             None => (0, Vec::new(), false),
         };
+        let mut diagnostics: Vec<Diagnostic> = failures.iter().flat_map(Failure::diagnostics).collect();
+        diagnostics.extend(drift.iter().flat_map(Diagnostic::drift));
         Ok(UpReport {
             plan,
             drift,
             changed,
             failures,
+            diagnostics,
             interrupted,
             declined,
             reconciled,
@@ -397,20 +364,12 @@ impl Engine {
             reconcile(&prepared, &state, &writer, &self.settings).await?;
             let mut state = shared.lock().expect("state lock").clone();
             let drift = refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await?;
-            writer.write(refresh::drift_records(&drift)).await.map_err(|m| EngineError::Reconcile {
-                resource: "(refresh)".into(),
-                kind: "refresh".into(),
-                message: m,
-            })?;
+            writer.write(refresh::drift_records(&drift)).await.map_err(EngineError::Journal)?;
             Ok(drift)
         }
         .await;
         drop(writer);
-        let stats = writer_task.await.map_err(|e| EngineError::Reconcile {
-            resource: "(journal)".into(),
-            kind: "write".into(),
-            message: e.to_string(),
-        })??;
+        let stats = writer_task.await.map_err(|e| EngineError::Journal(e.to_string()))??;
         // Nothing drifted and nothing was reconciled: leave the files as they are.
         if stats.flushes > 0 {
             let final_state = shared.lock().expect("state lock").clone();
@@ -428,7 +387,7 @@ impl Engine {
 
     /// Adopts an existing object into the stack as resource `name`, read through the provider's
     /// `import`. The program must register a provider for `type_token`; if it already declares
-    /// `name`, that declaration's dependencies and options are recorded too.
+    /// `name`, that declaration's provider, dependencies and options are used.
     pub async fn import(
         &self,
         stack: &str,
@@ -439,49 +398,193 @@ impl Engine {
     ) -> Result<ResourceState, EngineError> {
         let fail = |message: String| EngineError::Import { resource: name.to_owned(), message };
         let prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
-        let bound = prepared.handler_for_state("", type_token).ok_or_else(|| {
+        let urn = Urn::from(name);
+        let bound = prepared.handler_for_type(&urn, type_token).ok_or_else(|| {
             fail(format!("no registered provider handles type `{type_token}`; register it in the program"))
         })?;
         let (_lock, state) = self.begin(stack).await?;
-        let urn = Urn::from(name);
         if let Some(existing) = state.resources.get(&urn) {
             return Err(fail(format!("the stack already has a resource named `{name}` (id {})", existing.id)));
         }
-        let ctx = OpContext { urn: urn.clone(), stack: stack.to_owned(), operation_id: format!("import-{id}") };
-        let handler = bound.handler.clone();
-        let observed = crate::retry::call_with_retry(
-            &self.settings.retry,
-            &self.settings.observer,
-            &urn,
-            "import",
-            Duration::from_secs(300),
-            &[],
-            || handler.import(&ctx, id),
-        )
-        .await
-        .map_err(|e| fail(e.message(&[])))?
-        .ok_or_else(|| fail(format!("no `{type_token}` with id `{id}` exists")))?;
-        let declared = prepared.regs.iter().find(|r| r.urn == urn);
-        let inputs = plan::mark_secret_fields(observed.args, handler.args_schema());
-        let outputs = plan::mark_secret_outputs(observed.outputs, handler.outputs_schema(), &inputs);
-        let resource = ResourceState {
-            urn: urn.clone(),
-            type_token: type_token.to_owned(),
-            provider: bound.provider.clone(),
-            id: observed.id,
-            inputs,
-            outputs,
-            dependencies: declared.map(|r| r.deps.clone()).unwrap_or_default(),
-            protect: declared.is_some_and(|r| r.opts.protect),
-            retain_on_delete: declared.is_some_and(|r| r.opts.retain_on_delete),
+        let (writer, writer_task) = self.writer(stack, &state).await?;
+        let runner =
+            Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned(), defer_results: false };
+        let slot = Slot::detached();
+        let request = Request {
+            urn: &urn,
+            type_token,
+            bound: &bound,
+            call: Call::Import { id: id.to_owned() },
+            timeout: Duration::from_secs(300),
+            slot: &slot,
+            before: Vec::new(),
+            operation: None,
+            secrets: Vec::new(),
         };
-        let record = Record::Upsert { op: None, resource: resource.clone(), retire_previous: false };
-        let mut journal = self.backend.open_journal(stack, state.serial).await?;
-        journal.append(std::slice::from_ref(&record)).await?;
-        let mut next = state;
-        next.apply(&record);
+        let declared = prepared.regs.iter().find(|r| r.urn == urn);
+        let imported = runner
+            .run(request, |reply, _| {
+                let Reply::Imported(Some(observed)) = reply else { return Vec::new() };
+                let inputs = plan::mark_secret_fields(observed.args.clone(), bound.handler.args_schema());
+                let outputs =
+                    plan::mark_secret_outputs(observed.outputs.clone(), bound.handler.outputs_schema(), &inputs);
+                let resource = ResourceState {
+                    urn: urn.clone(),
+                    type_token: type_token.to_owned(),
+                    provider: bound.provider.clone(),
+                    id: observed.id.clone(),
+                    inputs,
+                    outputs,
+                    dependencies: declared.map(|r| r.deps.clone()).unwrap_or_default(),
+                    protect: declared.is_some_and(|r| r.opts.protect),
+                    retain_on_delete: declared.is_some_and(|r| r.opts.retain_on_delete),
+                };
+                vec![Record::Upsert { op: None, resource, retire_previous: false }]
+            })
+            .await;
+        drop(runner);
+        writer_task.await.map_err(|e| EngineError::Journal(e.to_string()))??;
+        let next = self.load(stack).await?;
+        match imported {
+            Ok(Reply::Imported(Some(_))) => {
+                self.backend.write_snapshot(&next).await?;
+                Ok(next.resources.get(&urn).cloned().expect("the imported resource was recorded"))
+            }
+            Ok(_) => Err(fail(format!("no `{type_token}` with id `{id}` exists"))),
+            Err(crate::scheduler::NodeStop::Failed(e)) => Err(fail(e.to_string())),
+            Err(crate::scheduler::NodeStop::NotStarted) => Err(fail("interrupted".into())),
+        }
+    }
+
+    /// Opens the stack's journal with a group-commit writer applying records to a copy of `state`.
+    async fn writer(
+        &self,
+        stack: &str,
+        state: &StackState,
+    ) -> Result<
+        (
+            journal_writer::JournalHandle,
+            tokio::task::JoinHandle<Result<journal_writer::JournalStats, stackwright_state::StateError>>,
+        ),
+        EngineError,
+    > {
+        let journal = self.backend.open_journal(stack, state.serial).await?;
+        Ok(journal_writer::spawn(journal, Arc::new(Mutex::new(state.clone()))))
+    }
+
+    /// Operations of earlier runs that are still pending (their outcome not yet known).
+    pub async fn pending(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<(String, stackwright_state::PendingOperation)>, EngineError> {
+        let state = self.load(stack).await?;
+        Ok(state.pending.into_iter().collect())
+    }
+
+    /// Settles a pending create of resource `name` that the provider cannot settle by itself:
+    /// `Created { id }` adopts the object with that id (read through the provider's `import`),
+    /// `Absent` records that the create made nothing. Returns what was done, for the user.
+    pub async fn resolve_pending(
+        &self,
+        stack: &str,
+        program: &Program,
+        name: &str,
+        resolution: Resolution,
+    ) -> Result<String, EngineError> {
+        let fail = |message: String| EngineError::StateEdit { resource: name.to_owned(), message };
+        let started_at = stackwright_state::backend::now_rfc3339();
+        let urn = Urn::from(name);
+        let prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
+        let (_lock, state) = self.begin(stack).await?;
+        let ops: Vec<(&String, &stackwright_state::PendingOperation)> =
+            state.pending.iter().filter(|(_, p)| p.urn == urn).collect();
+        let (op, pending) = match ops.as_slice() {
+            [] => return Err(fail("it has no pending operation; `stack pending ls` lists them".into())),
+            [(op, p)] => ((*op).clone(), (*p).clone()),
+            _ => return Err(fail("it has several pending operations; run `up` to reconcile them first".into())),
+        };
+        if pending.kind != OpKind::Create {
+            return Err(fail(format!(
+                "its pending {:?} is settled by reading the object; run `up` or `refresh` to reconcile it",
+                pending.kind
+            )));
+        }
+        let (writer, writer_task) = self.writer(stack, &state).await?;
+        let runner =
+            Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned(), defer_results: false };
+        let done = match resolution {
+            Resolution::Absent => {
+                runner.write(vec![Record::Abort { op: op.clone() }]).await.map_err(|e| fail(e.to_string()))?;
+                format!("recorded that the interrupted create of `{name}` made nothing")
+            }
+            Resolution::Created { id } => {
+                let bound = prepared
+                    .handler_for_state(&pending.provider, &pending.type_token)
+                    .ok_or_else(|| fail(format!("provider instance `{}` is not registered", pending.provider)))?;
+                let reg = prepared.regs.iter().find(|r| r.urn == urn);
+                let existing = state.resources.get(&urn);
+                let slot = Slot::detached();
+                let request = Request {
+                    urn: &urn,
+                    type_token: &pending.type_token,
+                    bound: &bound,
+                    call: Call::Import { id: id.clone() },
+                    timeout: Duration::from_secs(300),
+                    slot: &slot,
+                    before: Vec::new(),
+                    operation: None,
+                    secrets: {
+                        let mut s = Vec::new();
+                        stackwright_core::value::secret_strings(&pending.inputs, &mut s);
+                        s
+                    },
+                };
+                let reply = runner
+                    .run(request, |reply, _| {
+                        let Reply::Imported(Some(observed)) = reply else { return Vec::new() };
+                        let outputs = plan::mark_secret_outputs(
+                            observed.outputs.clone(),
+                            bound.handler.outputs_schema(),
+                            &pending.inputs,
+                        );
+                        let resource = ResourceState {
+                            urn: urn.clone(),
+                            type_token: pending.type_token.clone(),
+                            provider: bound.provider.clone(),
+                            id: observed.id.clone(),
+                            inputs: pending.inputs.clone(),
+                            outputs,
+                            dependencies: reg.map(|r| r.deps.clone()).unwrap_or_default(),
+                            protect: reg.is_some_and(|r| r.opts.protect),
+                            retain_on_delete: reg.is_some_and(|r| r.opts.retain_on_delete),
+                        };
+                        let retire_previous = existing.is_some_and(|e| e.id != resource.id);
+                        vec![Record::Upsert { op: Some(op.clone()), resource, retire_previous }]
+                    })
+                    .await;
+                match reply {
+                    Ok(Reply::Imported(Some(_))) => {
+                        format!("adopted `{id}` as the object the interrupted create of `{name}` made")
+                    }
+                    Ok(_) => {
+                        return Err(fail(format!(
+                            "the provider finds no `{}` with id `{id}`; check the id, or resolve with --absent",
+                            pending.type_token
+                        )));
+                    }
+                    Err(crate::scheduler::NodeStop::Failed(e)) => {
+                        return Err(fail(format!("reading `{id}` failed: {e}; nothing was changed")));
+                    }
+                    Err(crate::scheduler::NodeStop::NotStarted) => return Err(fail("interrupted".into())),
+                }
+            }
+        };
+        drop(runner);
+        writer_task.await.map_err(|e| EngineError::Journal(e.to_string()))??;
+        let next = self.load(stack).await?;
         self.backend.write_snapshot(&next).await?;
-        Ok(resource)
+        self.record_history(stack, started_at, "succeeded", BTreeMap::new()).await?;
+        Ok(done)
     }
 
     /// Edits the stack's state under its lock: `edit` sees the state and returns the records to
@@ -511,14 +614,27 @@ impl Engine {
     }
 }
 
-/// Matches the program to the state and plans, refusing plans with failed checks or that would
-/// delete or replace protected resources.
+/// How the user settles a pending create (`stack pending resolve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The create made the object with this id: adopt it.
+    Created {
+        /// The provider id.
+        id: String,
+    },
+    /// The create made nothing.
+    Absent,
+}
+
+/// Matches the program to the state and plans, refusing plans with failed checks, that would
+/// delete or replace protected resources, or lose track of an object whose provider instance is
+/// gone.
 fn checked_plan(
     prepared: &mut Prepared,
     state: &StackState,
     stack: &str,
     destroy: bool,
-) -> Result<(Plan, Vec<crate::policy::Violation>), EngineError> {
+) -> Result<(Plan, Schedule, Vec<crate::policy::Violation>), EngineError> {
     plan::match_state(prepared, state);
     let planned = plan::plan(prepared, state, destroy)?;
     if !planned.check_failures.is_empty() {
@@ -527,13 +643,16 @@ fn checked_plan(
     if !planned.protected.is_empty() {
         return Err(EngineError::Protected(planned.protected));
     }
+    if !planned.orphaned.is_empty() {
+        return Err(EngineError::ProviderMissing(planned.orphaned));
+    }
     let violations = crate::policy::evaluate(&prepared.policies, stack, &prepared.config, &planned.plan);
     let (mandatory, advisory): (Vec<_>, Vec<_>) =
         violations.into_iter().partition(|v| v.enforcement == crate::policy::Enforcement::Mandatory);
     if !mandatory.is_empty() {
         return Err(EngineError::Policy(mandatory.into_iter().chain(advisory).collect()));
     }
-    Ok((planned.plan, advisory))
+    Ok((planned.plan, planned.schedule, advisory))
 }
 
 /// Whether applying the plan would store a secret: a secret argument, or a provider output the
@@ -548,121 +667,227 @@ fn needs_secrets(prepared: &Prepared, plan: &Plan) -> bool {
     })
 }
 
-/// Settles operations a previous run started but never confirmed: a create is adopted if the
-/// provider finds what it made and forgotten otherwise; an update is re-read; a delete is
-/// confirmed if the object is gone.
+/// What reconciling one pending operation found.
+enum Settled {
+    /// Recorded; the message says what happened.
+    Done(String),
+    /// The provider cannot tell whether the create happened.
+    Uncertain,
+}
+
+/// Settles operations a previous run started but never confirmed, through the step runner (with
+/// retries, timeouts and scrubbing): a create is adopted if the provider finds what it made and
+/// closed if it proves nothing was made; an update is re-read; a delete is confirmed if the object
+/// is gone. A create the provider cannot settle stays pending, and the update stops before
+/// changing anything, naming it and the commands that settle it.
 async fn reconcile(
     prepared: &Prepared,
     state: &StackState,
     writer: &journal_writer::JournalHandle,
     settings: &Settings,
 ) -> Result<Vec<String>, EngineError> {
+    if state.pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ops: Vec<(String, stackwright_state::PendingOperation)> =
+        state.pending.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let ops = Arc::new(ops);
+    let prepared_regs: Arc<Vec<Option<Declared>>> = Arc::new(
+        ops.iter()
+            .map(|(_, p)| {
+                prepared.regs.iter().find(|r| r.urn == p.urn).map(|r| Declared {
+                    deps: r.deps.clone(),
+                    protect: r.opts.protect,
+                    retain_on_delete: r.opts.retain_on_delete,
+                })
+            })
+            .collect(),
+    );
+    let bound: Arc<Vec<Option<plan::Bound>>> =
+        Arc::new(ops.iter().map(|(_, p)| prepared.handler_for_state(&p.provider, &p.type_token)).collect());
+    let runner = Arc::new(Runner {
+        journal: writer.clone(),
+        settings: settings.clone(),
+        stack: state.stack.clone(),
+        defer_results: false,
+    });
+    let prior = Arc::new(state.clone());
+    let nodes: Vec<DagNode> = bound
+        .iter()
+        .map(|b| DagNode { deps: Vec::new(), provider: b.as_ref().map(|b| b.provider.clone()).unwrap_or_default() })
+        .collect();
+    let (_never, no_interrupt) = tokio::sync::watch::channel(false);
+    let outcomes = run_dag(&nodes, &prepared.provider_limits, settings.parallel, no_interrupt, |i, slot| {
+        let (ops, regs, bound, runner, prior) =
+            (ops.clone(), prepared_regs.clone(), bound.clone(), runner.clone(), prior.clone());
+        async move {
+            let (op, pending) = &ops[i];
+            let Some(bound) = &bound[i] else {
+                return Err(StepError::NoProvider {
+                    message: format!(
+                        "provider instance `{}` (type `{}`) is not registered in the program; register it so the \
+                         interrupted {:?} can be reconciled",
+                        pending.provider, pending.type_token, pending.kind
+                    ),
+                }
+                .into());
+            };
+            settle(&runner, bound, op, pending, regs[i].as_ref(), &prior, &slot).await.map_err(Into::into)
+        }
+    })
+    .await;
     let mut done = Vec::new();
-    for (op, pending) in &state.pending {
-        let fail = |message: String| EngineError::Reconcile {
-            resource: pending.urn.to_string(),
-            kind: format!("{:?}", pending.kind).to_lowercase(),
-            message,
-        };
-        let bound = prepared.handler_for_state(&pending.provider, &pending.type_token).ok_or_else(|| {
-            fail(format!(
-                "no registered provider handles type `{}`; register provider `{}` in the program",
-                pending.type_token, pending.provider
-            ))
-        })?;
-        let ctx = OpContext { urn: pending.urn.clone(), stack: state.stack.clone(), operation_id: op.clone() };
-        let plain_inputs = reveal(pending.inputs.clone()).0;
-        let existing = state.resources.get(&pending.urn);
-        let record = match pending.kind {
-            OpKind::Create => match bound.handler.find(&ctx, &plain_inputs).await.map_err(|e| fail(e.to_string()))? {
-                Some((id, outputs)) => {
-                    let outputs = plan::mark_secret_outputs(outputs, bound.handler.outputs_schema(), &pending.inputs);
-                    let reg = prepared.regs.iter().find(|r| r.urn == pending.urn);
-                    let resource = ResourceState {
-                        urn: pending.urn.clone(),
-                        type_token: pending.type_token.clone(),
-                        provider: bound.provider.clone(),
-                        id,
-                        inputs: pending.inputs.clone(),
-                        outputs,
-                        dependencies: reg.map(|r| r.deps.clone()).unwrap_or_default(),
-                        protect: reg.is_some_and(|r| r.opts.protect),
-                        retain_on_delete: reg.is_some_and(|r| r.opts.retain_on_delete),
-                    };
-                    // A create that finds its name taken was the new half of a replacement.
-                    let retire_previous = existing.is_some_and(|e| e.id != resource.id);
-                    done.push(format!("{}: adopted the object an interrupted create made", pending.urn));
-                    Record::Upsert { op: Some(op.clone()), resource, retire_previous }
-                }
-                None => {
-                    done.push(format!("{}: an interrupted create made nothing; forgotten", pending.urn));
-                    Record::Abort { op: op.clone() }
-                }
-            },
-            OpKind::Update | OpKind::Delete => {
-                let id = pending.id.clone().unwrap_or_default();
-                let stored = state
-                    .resources
-                    .get(&pending.urn)
-                    .filter(|r| r.id == id)
-                    .or_else(|| state.retired.iter().find(|r| r.urn == pending.urn && r.id == id));
-                match stored {
-                    None => Record::Abort { op: op.clone() },
-                    Some(stored) => {
-                        let raw = RawState {
-                            id: id.clone(),
-                            args: reveal(stored.inputs.clone()).0,
-                            outputs: reveal(stored.outputs.clone()).0,
-                        };
-                        let read = bound.handler.read(&ctx, &raw).await;
-                        let read = match read {
-                            Err(e) if e.kind == ErrorKind::NotFound => None,
-                            other => other.map_err(|e| fail(e.to_string()))?,
-                        };
-                        let retired = state.resources.get(&pending.urn).is_none_or(|r| r.id != id);
-                        match read {
-                            None if retired => {
-                                done.push(format!(
-                                    "{}: an interrupted delete of a replaced object finished",
-                                    pending.urn
-                                ));
-                                Record::RemoveRetired { op: Some(op.clone()), urn: pending.urn.clone(), id }
-                            }
-                            None => {
-                                done.push(format!("{}: the object is gone; removed from state", pending.urn));
-                                Record::Remove { op: Some(op.clone()), urn: pending.urn.clone() }
-                            }
-                            Some(_) if pending.kind == OpKind::Delete || retired => Record::Abort { op: op.clone() },
-                            Some(observed) => {
-                                let resource = refresh::observed_state(stored, observed, bound.handler.as_ref());
-                                done.push(format!("{}: re-read after an interrupted update", pending.urn));
-                                Record::Upsert { op: Some(op.clone()), resource, retire_previous: false }
-                            }
-                        }
-                    }
-                }
+    let mut uncertain = Vec::new();
+    let mut errors = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let (op, pending) = &ops[i];
+        match outcome {
+            NodeOutcome::Done(Settled::Done(message)) => {
+                (settings.observer)(&Event::Reconciled { urn: pending.urn.clone(), message: message.clone() });
+                done.push(message);
             }
-        };
-        writer.write(vec![record]).await.map_err(fail)?;
-        (settings.observer)(&Event::Reconciled {
-            urn: pending.urn.clone(),
-            message: done.last().cloned().unwrap_or_default(),
+            NodeOutcome::Done(Settled::Uncertain) => uncertain.push(UncertainOperation {
+                resource: pending.urn.to_string(),
+                kind: format!("{:?}", pending.kind).to_lowercase(),
+                operation: op.clone(),
+                started_at: pending.started_at.clone(),
+            }),
+            NodeOutcome::Failed(e) => errors.push(format!("`{}`: {e}", pending.urn)),
+            NodeOutcome::Skipped(_) | NodeOutcome::NotStarted => {
+                errors.push(format!("`{}`: not reconciled", pending.urn))
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(EngineError::Reconcile {
+            resource: errors.join("; "),
+            kind: "operation".into(),
+            message: "reconciling failed".into(),
         });
+    }
+    if !uncertain.is_empty() {
+        return Err(EngineError::Uncertain(uncertain));
     }
     Ok(done)
 }
 
-/// The property changes between two stored versions of a resource, for drift reports.
-pub(crate) fn state_changes(old: &ResourceState, new: &ResourceState) -> Vec<PropertyChange> {
-    let options = stackwright_core::DiffOptions::default();
-    let mut changes = stackwright_core::diff(&old.inputs, &new.inputs, &options);
-    changes.extend(stackwright_core::diff(&old.outputs, &new.outputs, &options).into_iter().map(|mut c| {
-        c.path = stackwright_core::Path(
-            std::iter::once(stackwright_core::Segment::Key("outputs".into())).chain(c.path.0).collect(),
-        );
-        c
-    }));
-    changes
+/// What the program declares about a resource with a pending operation.
+struct Declared {
+    deps: Vec<Urn>,
+    protect: bool,
+    retain_on_delete: bool,
+}
+
+/// Settles one pending operation through the runner.
+async fn settle(
+    runner: &Runner,
+    bound: &plan::Bound,
+    op: &str,
+    pending: &stackwright_state::PendingOperation,
+    reg: Option<&Declared>,
+    state: &StackState,
+    slot: &Slot,
+) -> Result<Settled, StepError> {
+    let existing = state.resources.get(&pending.urn);
+    let request = |call: Call, secrets: Vec<String>| Request {
+        urn: &pending.urn,
+        type_token: &pending.type_token,
+        bound,
+        call,
+        timeout: Duration::from_secs(300),
+        slot,
+        before: Vec::new(),
+        operation: Some(op.to_owned()),
+        secrets,
+    };
+    let stop = |s: crate::scheduler::NodeStop<StepError>| match s {
+        crate::scheduler::NodeStop::Failed(e) => e,
+        crate::scheduler::NodeStop::NotStarted => StepError::Journal { message: "interrupted".into() },
+    };
+    match pending.kind {
+        OpKind::Create => {
+            let reply = runner
+                .run(request(Call::Find { inputs: pending.inputs.clone() }, Vec::new()), |reply, _| match reply {
+                    Reply::Found(Found::Object(created)) => {
+                        let outputs = plan::mark_secret_outputs(
+                            created.outputs.clone(),
+                            bound.handler.outputs_schema(),
+                            &pending.inputs,
+                        );
+                        let resource = ResourceState {
+                            urn: pending.urn.clone(),
+                            type_token: pending.type_token.clone(),
+                            provider: bound.provider.clone(),
+                            id: created.id.clone(),
+                            inputs: pending.inputs.clone(),
+                            outputs,
+                            dependencies: reg.map(|r| r.deps.clone()).unwrap_or_default(),
+                            protect: reg.is_some_and(|r| r.protect),
+                            retain_on_delete: reg.is_some_and(|r| r.retain_on_delete),
+                        };
+                        // A create that finds its name taken was the new half of a replacement.
+                        let retire_previous = existing.is_some_and(|e| e.id != resource.id);
+                        vec![Record::Upsert { op: Some(op.to_owned()), resource, retire_previous }]
+                    }
+                    Reply::Found(Found::Absent) => vec![Record::Abort { op: op.to_owned() }],
+                    _ => Vec::new(),
+                })
+                .await
+                .map_err(stop)?;
+            Ok(match reply {
+                Reply::Found(Found::Object(_)) => {
+                    Settled::Done(format!("{}: adopted the object an interrupted create made", pending.urn))
+                }
+                Reply::Found(Found::Absent) => {
+                    Settled::Done(format!("{}: an interrupted create made nothing; closed", pending.urn))
+                }
+                _ => Settled::Uncertain,
+            })
+        }
+        OpKind::Update | OpKind::Delete => {
+            let id = pending.id.clone().unwrap_or_default();
+            let stored = state
+                .resources
+                .get(&pending.urn)
+                .filter(|r| r.id == id)
+                .or_else(|| state.retired.iter().find(|r| r.urn == pending.urn && r.id == id));
+            let Some(stored) = stored else {
+                runner.write(vec![Record::Abort { op: op.to_owned() }]).await?;
+                return Ok(Settled::Done(format!(
+                    "{}: the interrupted operation's object is no longer recorded; closed",
+                    pending.urn
+                )));
+            };
+            let retired = state.resources.get(&pending.urn).is_none_or(|r| r.id != id);
+            let is_delete = pending.kind == OpKind::Delete;
+            let reply = runner
+                .run(request(Call::Read { stored: stored.clone() }, Vec::new()), |reply, _| {
+                    let Reply::Read(read) = reply else { return Vec::new() };
+                    vec![match read {
+                        None if retired => {
+                            Record::RemoveRetired { op: Some(op.to_owned()), urn: pending.urn.clone(), id: id.clone() }
+                        }
+                        None => Record::Remove { op: Some(op.to_owned()), urn: pending.urn.clone() },
+                        Some(_) if is_delete || retired => Record::Abort { op: op.to_owned() },
+                        Some(observed) => {
+                            let resource = refresh::observed_state(stored, observed.clone(), bound.handler.as_ref());
+                            Record::Upsert { op: Some(op.to_owned()), resource, retire_previous: false }
+                        }
+                    }]
+                })
+                .await
+                .map_err(stop)?;
+            let message = match reply {
+                Reply::Read(None) if retired => "an interrupted delete of a replaced object finished",
+                Reply::Read(None) => "the object is gone; removed from state",
+                Reply::Read(Some(_)) if is_delete || retired => {
+                    "the interrupted delete did not happen; it is planned again"
+                }
+                _ => "re-read after an interrupted update",
+            };
+            Ok(Settled::Done(format!("{}: {message}", pending.urn)))
+        }
+    }
 }
 
 /// Exports evaluated against the outputs in `live`; unknown ones are left out.
@@ -677,7 +902,7 @@ pub(crate) fn evaluate_exports(
         .exports
         .iter()
         .filter_map(|(name, f)| {
-            let v = stackwright_core::resolve_with(resolver.clone(), || f()).ok()?;
+            let v = crate::panics::catch(|| stackwright_core::resolve_with(resolver.clone(), || f())).ok()?.ok()?;
             (!stackwright_core::value::contains_unknown(&v)).then(|| (name.clone(), v))
         })
         .collect()

@@ -138,7 +138,89 @@ pub enum EngineError {
         /// Why.
         message: String,
     },
+    /// The plan's steps cannot be ordered so that nothing is deleted while something uses it.
+    #[error("the plan cannot be ordered safely: these resources wait on each other's deletion: {}; nothing was changed. Split the change into two updates", .0.join(", "))]
+    Unschedulable(Vec<String>),
+    /// A resource's stored object belongs to a provider instance the program no longer registers.
+    #[error("the plan would lose track of objects; nothing was changed:\n{}", .0.iter().map(|(r, m)| format!("  - resource `{r}`: {m}")).collect::<Vec<_>>().join("\n"))]
+    ProviderMissing(Vec<(String, String)>),
+    /// Operations of an earlier run have an unknown outcome that the provider cannot settle.
+    #[error("{}", crate::error::uncertain_text(.0))]
+    Uncertain(Vec<UncertainOperation>),
+    /// The state journal could not be written.
+    #[error("the state journal failed: {0}; what finished before is recorded, run again to continue")]
+    Journal(String),
     /// A resource named on the command line is not in the stack.
     #[error("no resource named `{0}` in the stack; `state ls` lists them")]
     UnknownResource(String),
+}
+
+/// An operation whose outcome is unknown and that the provider cannot settle by itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UncertainOperation {
+    /// The resource.
+    pub resource: String,
+    /// `create`, `update` or `delete`.
+    pub kind: String,
+    /// The operation id (the marker a provider may have written on the object).
+    pub operation: String,
+    /// When it started.
+    pub started_at: String,
+}
+
+pub(crate) fn uncertain_text(ops: &[UncertainOperation]) -> String {
+    let mut out = format!(
+        "{} operation(s) of an earlier run may or may not have happened, and the provider cannot tell; nothing was \
+         changed. Check the real system, then say what happened:",
+        ops.len()
+    );
+    for op in ops {
+        out.push_str(&format!(
+            "\n  - the {} of `{}` (operation {}, started {}): if it made an object, run `stack pending resolve {} \
+             --created ID`; if it did not, `stack pending resolve {} --absent`",
+            op.kind, op.resource, op.operation, op.started_at, op.resource, op.resource
+        ));
+    }
+    out.push_str("\n`stack pending ls` lists them.");
+    out
+}
+
+impl EngineError {
+    /// The diagnostics this error stands for: one per resource and field where it names them.
+    pub fn diagnostics(&self) -> Vec<crate::diagnostic::Diagnostic> {
+        use crate::diagnostic::Diagnostic;
+        let urn = |r: &str| Some(stackwright_core::Urn::from(r));
+        match self {
+            EngineError::Check(failures) => failures.iter().map(|(r, f)| Diagnostic::check(r, f)).collect(),
+            EngineError::Policy(violations) => violations.iter().map(Diagnostic::from).collect(),
+            EngineError::Protected(items) => items
+                .iter()
+                .map(|(r, op)| {
+                    Diagnostic::error(urn(r), format!("the plan would {op} this protected resource"))
+                        .with_detail("remove `protect()` from it and run `up` first, or keep it in the program")
+                })
+                .collect(),
+            EngineError::ProviderMissing(items) => items
+                .iter()
+                .map(|(r, m)| Diagnostic::error(urn(r), "its provider instance is gone").with_detail(m.clone()))
+                .collect(),
+            EngineError::Uncertain(ops) => ops
+                .iter()
+                .map(|op| {
+                    Diagnostic::error(
+                        urn(&op.resource),
+                        format!("the outcome of its interrupted {} is unknown", op.kind),
+                    )
+                    .with_detail(format!(
+                        "run `stack pending resolve {} --created ID` if it made an object, or `--absent` if not",
+                        op.resource
+                    ))
+                })
+                .collect(),
+            EngineError::Declarations(errors) => {
+                errors.iter().map(|e| Diagnostic::error(None, e.to_string())).collect()
+            }
+            other => vec![Diagnostic::error(None, other.to_string())],
+        }
+    }
 }

@@ -1,6 +1,12 @@
 //! Group commit: steps send their records to one writer task, which appends everything that
-//! has queued up with a single flush and then acknowledges each sender. A step waits for its
-//! acknowledgement before its dependents start, so finished work is durable first.
+//! has queued up with a single flush and then acknowledges each sender.
+//!
+//! A step's result may be *deferred*: it joins the next write anyone makes (in practice the
+//! pending record of the step it unblocks), so a chain of N steps costs about N syncs instead of
+//! 2N. Order is what keeps this safe: every write first takes every deferred record, so once a
+//! step's pending record is durable, every result deferred before it is durable too — a provider
+//! is never called before the results it was computed from are on disk. A deferred record that
+//! no write picks up is flushed by itself a moment later.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,16 +20,61 @@ type Request = (Vec<Record>, oneshot::Sender<Result<(), String>>);
 #[derive(Clone)]
 pub(crate) struct JournalHandle {
     tx: mpsc::UnboundedSender<Request>,
+    deferred: Arc<Mutex<Vec<Record>>>,
 }
 
 impl JournalHandle {
-    /// Appends records and waits until they are durable.
+    /// A handle that accepts no records, for runs that only read (a preview's refresh).
+    pub fn closed() -> Self {
+        let (tx, _) = mpsc::unbounded_channel();
+        JournalHandle { tx, deferred: Arc::default() }
+    }
+
+    /// Sends `records` after every deferred record, in one request; the receiver resolves when
+    /// they are durable.
+    fn send(&self, records: Vec<Record>) -> Result<oneshot::Receiver<Result<(), String>>, String> {
+        let (ack, done) = oneshot::channel();
+        // Taking the deferred records and sending under one lock keeps the journal's order the
+        // order in which records were handed over.
+        let mut deferred = self.deferred.lock().expect("deferred lock");
+        let mut all = std::mem::take(&mut *deferred);
+        all.extend(records);
+        if all.is_empty() {
+            let _ = ack.send(Ok(()));
+            return Ok(done);
+        }
+        self.tx.send((all, ack)).map_err(|_| "the state journal is closed".to_string())?;
+        Ok(done)
+    }
+
+    /// Appends records (after any deferred ones) and waits until they are durable.
     pub async fn write(&self, records: Vec<Record>) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
-        let (ack, done) = oneshot::channel();
-        self.tx.send((records, ack)).map_err(|_| "the state journal is closed".to_string())?;
+        let done = self.send(records)?;
+        done.await.map_err(|_| "the state journal writer stopped".to_string())?
+    }
+
+    /// Hands over records to join the next write; a helper task flushes them if no write comes
+    /// after a few turns of the scheduler.
+    pub fn defer(&self, records: Vec<Record>) {
+        if records.is_empty() {
+            return;
+        }
+        self.deferred.lock().expect("deferred lock").extend(records);
+        let handle = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            let _ = handle.flush().await;
+        });
+    }
+
+    /// Writes every deferred record now and waits until they are durable.
+    pub async fn flush(&self) -> Result<(), String> {
+        let done = self.send(Vec::new())?;
         done.await.map_err(|_| "the state journal writer stopped".to_string())?
     }
 }
@@ -84,5 +135,5 @@ pub(crate) fn spawn(
             None => Ok(JournalStats { bytes: journal.bytes_written(), flushes }),
         }
     });
-    (JournalHandle { tx }, task)
+    (JournalHandle { tx, deferred: Arc::default() }, task)
 }

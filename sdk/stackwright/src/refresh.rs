@@ -5,15 +5,16 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use stackwright_core::value::{is_secret, reveal, secret};
-use stackwright_core::{ErasedHandler, OpContext, PropertyChange, RawState, Urn};
+use stackwright_core::value::{is_secret, secret};
+use stackwright_core::{ErasedHandler, PropertyChange, RawState, Urn};
 use stackwright_state::{Record, ResourceState, StackState};
 
-use crate::engine::{Settings, state_changes};
 use crate::error::EngineError;
-use crate::plan::{Prepared, mark_secret_fields};
-use crate::retry::call_with_retry;
+use crate::journal_writer::JournalHandle;
+use crate::planner::{Prepared, mark_secret_fields};
+use crate::runner::{Call, Reply, Request, Runner};
 use crate::scheduler::{DagNode, NodeOutcome, run_dag};
+use crate::settings::Settings;
 
 /// What changed about one resource outside the program.
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +54,21 @@ pub(crate) fn observed_state(stored: &ResourceState, observed: RawState, handler
     }
 }
 
-/// Reads every resource in `state` and applies the drift to `state` in memory.
+/// The property changes between two stored versions of a resource, for drift reports.
+pub(crate) fn state_changes(old: &ResourceState, new: &ResourceState) -> Vec<PropertyChange> {
+    let options = stackwright_core::DiffOptions::default();
+    let mut changes = stackwright_core::diff(&old.inputs, &new.inputs, &options);
+    changes.extend(stackwright_core::diff(&old.outputs, &new.outputs, &options).into_iter().map(|mut c| {
+        c.path = stackwright_core::Path(
+            std::iter::once(stackwright_core::Segment::Key("outputs".into())).chain(c.path.0).collect(),
+        );
+        c
+    }));
+    changes
+}
+
+/// Reads every resource in `state` (through the step runner, in parallel) and applies the drift
+/// to `state` in memory.
 pub(crate) async fn refresh_in_memory(
     prepared: &Prepared,
     state: &mut StackState,
@@ -65,7 +80,7 @@ pub(crate) async fn refresh_in_memory(
         let b = prepared.handler_for_state(&r.provider, &r.type_token).ok_or_else(|| EngineError::Reconcile {
             resource: r.urn.to_string(),
             kind: "refresh".into(),
-            message: format!("no registered provider handles type `{}`", r.type_token),
+            message: Prepared::missing_provider(r, "read it"),
         })?;
         bound.push(b);
     }
@@ -73,31 +88,33 @@ pub(crate) async fn refresh_in_memory(
         bound.iter().map(|b| DagNode { deps: Vec::new(), provider: b.provider.clone() }).collect();
     let resources = Arc::new(resources);
     let bound = Arc::new(bound);
-    let stack = state.stack.clone();
+    // Reads record nothing: the drift is recorded as a whole by the caller.
+    let runner = Arc::new(Runner {
+        journal: JournalHandle::closed(),
+        settings: settings.clone(),
+        stack: state.stack.clone(),
+        defer_results: false,
+    });
     let (_never, rx) = tokio::sync::watch::channel(false);
-    let outcomes = run_dag(&nodes, &prepared.provider_limits, settings.parallel, rx, |i, _slot| {
-        let (resources, bound, stack, settings) = (resources.clone(), bound.clone(), stack.clone(), settings.clone());
+    let outcomes = run_dag(&nodes, &prepared.provider_limits, settings.parallel, rx, |i, slot| {
+        let (resources, bound, runner) = (resources.clone(), bound.clone(), runner.clone());
         async move {
             let r = &resources[i];
-            let handler = bound[i].handler.clone();
-            let raw =
-                RawState { id: r.id.clone(), args: reveal(r.inputs.clone()).0, outputs: reveal(r.outputs.clone()).0 };
-            let ctx = OpContext { urn: r.urn.clone(), stack, operation_id: format!("refresh-{}", r.id) };
-            let mut secrets = Vec::new();
-            stackwright_core::value::secret_strings(&r.inputs, &mut secrets);
-            stackwright_core::value::secret_strings(&r.outputs, &mut secrets);
-            let timeout = std::time::Duration::from_secs(300);
-            let read = call_with_retry(&settings.retry, &settings.observer, &r.urn, "read", timeout, &secrets, || {
-                let (handler, ctx, raw) = (handler.clone(), ctx.clone(), raw.clone());
-                async move {
-                    match handler.read(&ctx, &raw).await {
-                        Err(e) if e.kind == stackwright_core::ErrorKind::NotFound => Ok(None),
-                        other => other,
-                    }
-                }
-            })
-            .await;
-            read.map_err(|e| e.message(&secrets))
+            let request = Request {
+                urn: &r.urn,
+                type_token: &r.type_token,
+                bound: &bound[i],
+                call: Call::Read { stored: r.clone() },
+                timeout: std::time::Duration::from_secs(300),
+                slot: &slot,
+                before: Vec::new(),
+                operation: None,
+                secrets: Vec::new(),
+            };
+            match runner.run(request, |_, _| Vec::new()).await? {
+                Reply::Read(observed) => Ok(observed),
+                _ => Ok(None),
+            }
         }
     })
     .await;
@@ -126,7 +143,7 @@ pub(crate) async fn refresh_in_memory(
                 changes: Vec::new(),
                 observed: None,
             }),
-            NodeOutcome::Failed(m) => errors.push(format!("`{}`: {m}", r.urn)),
+            NodeOutcome::Failed(e) => errors.push(format!("`{}`: {e}", r.urn)),
             NodeOutcome::Skipped(_) | NodeOutcome::NotStarted => errors.push(format!("`{}`: not read", r.urn)),
         }
     }

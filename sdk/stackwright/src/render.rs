@@ -2,7 +2,6 @@
 //! `redact`, so secrets show as `[secret]` and unknowns as `(known after apply)`.
 
 use std::fmt::Write;
-use std::time::Duration;
 
 use serde_json::Value;
 use stackwright_core::value::redact;
@@ -13,17 +12,7 @@ use crate::events::Event;
 use crate::plan::{Plan, StepOp};
 use crate::refresh::Drift;
 
-/// A short human duration: `850ms`, `1.2s`, `3m04s`.
-pub fn duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    }
-}
+pub use crate::format::duration;
 
 /// A value for display, secrets and unknowns replaced.
 pub fn value(v: &Value) -> String {
@@ -146,10 +135,8 @@ pub fn summary(report: &UpReport, verb: &str) -> String {
     if !report.failures.is_empty() {
         let _ = writeln!(out, "{} resource(s) did not finish:", report.failures.len());
         for f in &report.failures {
-            if f.type_token.is_empty() {
-                let _ = writeln!(out, "  ✗ {}: {}", f.urn, f.message);
-            } else {
-                let _ = writeln!(out, "  ✗ {} ({}): {}", f.urn, f.type_token, f.message);
+            for d in f.diagnostics() {
+                let _ = writeln!(out, "  ✗ {d}");
             }
         }
     }

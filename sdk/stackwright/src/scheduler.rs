@@ -16,9 +16,14 @@ struct Counters {
     freed: Notify,
 }
 
-/// What a step returns (as its error) when it gave up its turn because of an interrupt before
-/// calling its provider; the scheduler reports it as not started.
-pub(crate) const NOT_STARTED: &str = "\u{0}not started";
+/// Why a node's work did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeStop<E> {
+    /// It gave up its turn to an interrupt before doing anything; it counts as not started.
+    NotStarted,
+    /// It failed.
+    Failed(E),
+}
 
 /// A step's place under the parallel and provider limits. Steps are started a little ahead of
 /// the limits, so a step can prepare (resolve its arguments, make its pending record durable)
@@ -88,11 +93,11 @@ impl Drop for Slot {
 
 /// How one node of the DAG ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeOutcome<T> {
+pub enum NodeOutcome<T, E> {
     /// It ran and succeeded.
     Done(T),
     /// It ran and failed.
-    Failed(String),
+    Failed(E),
     /// It did not run because this dependency failed (or was itself skipped).
     Skipped(usize),
     /// It was never started (interrupted, or blocked by a cycle).
@@ -108,21 +113,22 @@ pub struct DagNode {
 }
 
 /// Runs the DAG. `work(i, slot)` is spawned when node `i` is ready.
-pub async fn run_dag<T, F, Fut>(
+pub async fn run_dag<T, E, F, Fut>(
     nodes: &[DagNode],
     limits: &HashMap<String, usize>,
     parallel: usize,
     mut interrupt: watch::Receiver<bool>,
     work: F,
-) -> Vec<NodeOutcome<T>>
+) -> Vec<NodeOutcome<T, E>>
 where
     T: Send + 'static,
+    E: Send + 'static,
     F: Fn(usize, Slot) -> Fut,
-    Fut: Future<Output = Result<T, String>> + Send + 'static,
+    Fut: Future<Output = Result<T, NodeStop<E>>> + Send + 'static,
 {
     let n = nodes.len();
     let parallel = parallel.max(1);
-    let mut outcomes: Vec<Option<NodeOutcome<T>>> = (0..n).map(|_| None).collect();
+    let mut outcomes: Vec<Option<NodeOutcome<T, E>>> = (0..n).map(|_| None).collect();
     let mut remaining: Vec<usize> = nodes.iter().map(|d| d.deps.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, node) in nodes.iter().enumerate() {
@@ -159,7 +165,7 @@ where
             ready[node_provider[i]].push_back(i);
         }
     }
-    let mut running: JoinSet<(usize, Result<T, String>)> = JoinSet::new();
+    let mut running: JoinSet<(usize, Result<T, NodeStop<E>>)> = JoinSet::new();
     let mut interrupted = *interrupt.borrow();
     let mut interrupt_closed = false;
     let mut cursor = 0;
@@ -208,11 +214,11 @@ where
                         }
                     }
                     // It gave up its turn to an interrupt; its dependents stay unstarted too.
-                    Err(message) if message == NOT_STARTED => {
+                    Err(NodeStop::NotStarted) => {
                         interrupted = true;
                     }
-                    Err(message) => {
-                        outcomes[i] = Some(NodeOutcome::Failed(message));
+                    Err(NodeStop::Failed(error)) => {
+                        outcomes[i] = Some(NodeOutcome::Failed(error));
                         let mut queue = VecDeque::from([i]);
                         while let Some(f) = queue.pop_front() {
                             for &d in &dependents[f] {
@@ -257,7 +263,7 @@ mod tests {
     async fn a_failure_skips_dependents_only() {
         let (_tx, rx) = watch::channel(false);
         let out = run_dag(&chain_and_fan(), &HashMap::new(), 4, rx, |i, _slot| async move {
-            if i == 1 { Err("boom".to_string()) } else { Ok(i) }
+            if i == 1 { Err(NodeStop::Failed("boom".to_string())) } else { Ok(i) }
         })
         .await;
         assert_eq!(out[0], NodeOutcome::Done(0));
@@ -274,7 +280,7 @@ mod tests {
         let max = Arc::new(AtomicUsize::new(0));
         let (_tx, rx) = watch::channel(false);
         let limits = HashMap::from([("p".to_string(), 3)]);
-        let out = run_dag(&nodes, &limits, 10, rx, |_, slot| {
+        let out = run_dag::<_, (), _, _>(&nodes, &limits, 10, rx, |_, slot| {
             let (now, max) = (now.clone(), max.clone());
             async move {
                 assert!(slot.acquire().await);
@@ -299,7 +305,7 @@ mod tests {
             .collect();
         let (tx, rx) = watch::channel(false);
         let tx = Arc::new(tx);
-        let out = run_dag(&nodes, &HashMap::new(), 4, rx, |i, _slot| {
+        let out = run_dag::<_, (), _, _>(&nodes, &HashMap::new(), 4, rx, |i, _slot| {
             let tx = tx.clone();
             async move {
                 if i == 2 {

@@ -13,8 +13,8 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stackwright_core::{
-    Args, Created, ErrorKind, Handler, Input, Observed, OpContext, Outputs, PropertyChange, Provider, ProviderError,
-    Resource, Stored,
+    Args, Created, ErrorKind, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, Provider,
+    ProviderError, Resource, Stored,
 };
 
 /// The `test:Item` resource type.
@@ -70,6 +70,9 @@ pub struct WorldItem {
     pub revision: u64,
     /// Generated token.
     pub token: String,
+    /// The marker written at create time (the operation id), which `find` searches for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// Where the test provider keeps its objects.
@@ -173,6 +176,22 @@ pub struct Faults {
     pub crash_at_call: Option<u64>,
     /// Seed for the random errors.
     pub seed: u64,
+    /// Object ids chosen by the "server" (random), as real APIs do, instead of the operation id;
+    /// `find` then has to search for the tag written at create time.
+    pub server_ids: bool,
+    /// Whether `find` can recognise objects at all; without it the provider answers
+    /// [`Found::Unknown`], like a provider that does not implement `find`.
+    pub find: bool,
+    /// Creating an item whose `key` another item already has fails with `conflict`, like an API
+    /// with unique names.
+    pub unique_keys: bool,
+    /// The Nth call (1-based, counting create, update and delete) does its work and then fails
+    /// with a transient error, as when the answer is lost after the server committed.
+    pub lose_answer_at_call: Option<u64>,
+    /// The Nth call (1-based) panics before doing anything.
+    pub panic_at_call: Option<u64>,
+    /// The first this many `read`, `find` and `import` calls fail with a transient error.
+    pub read_failures: u64,
 }
 
 impl Default for Faults {
@@ -186,6 +205,12 @@ impl Default for Faults {
             fail_at_call: None,
             crash_at_call: None,
             seed: 1,
+            server_ids: false,
+            find: true,
+            unique_keys: false,
+            lose_answer_at_call: None,
+            panic_at_call: None,
+            read_failures: 0,
         }
     }
 }
@@ -210,6 +235,7 @@ pub struct TestProviderState {
     world: World,
     faults: Faults,
     calls: AtomicU64,
+    reads: AtomicU64,
     sequence: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -234,6 +260,7 @@ impl TestProvider {
                 world,
                 faults,
                 calls: AtomicU64::new(0),
+                reads: AtomicU64::new(0),
                 sequence: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
@@ -243,6 +270,13 @@ impl TestProvider {
             name: "test".into(),
             max_concurrency: None,
         }
+    }
+
+    /// The same provider registered under another instance name (two instances of one type, as
+    /// with two servers or two teams). Clones keep sharing the world.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
     }
 
     /// Sets the provider's own concurrency limit.
@@ -300,7 +334,10 @@ impl ItemHandler {
             tokio::time::sleep(s.faults.latency).await;
         }
         let n = if counts { s.calls.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
-        let injected = if counts && s.faults.fail_at_call == Some(n) {
+        let failing_read = !counts && s.reads.fetch_add(1, Ordering::SeqCst) < s.faults.read_failures;
+        let injected = if failing_read {
+            Some(ProviderError::transient(format!("injected transient failure ({op} {urn})")))
+        } else if counts && s.faults.fail_at_call == Some(n) {
             let mut e =
                 ProviderError::new(s.faults.error_kind, format!("injected failure at call {n} ({op} {urn}{echo})"));
             e.retry_after = s.faults.retry_after;
@@ -316,9 +353,19 @@ impl ItemHandler {
         } else {
             None
         };
+        if counts && s.faults.panic_at_call == Some(n) {
+            s.in_flight.fetch_sub(1, Ordering::SeqCst);
+            panic!("injected panic at call {n} ({op} {urn}{echo})");
+        }
         let result = match injected {
             Some(e) => Err(e),
             None => work(),
+        };
+        let result = match result {
+            Ok(_) if counts && s.faults.lose_answer_at_call == Some(n) => Err(ProviderError::transient(format!(
+                "injected lost answer at call {n} ({op} {urn}): the connection closed after the request was sent"
+            ))),
+            other => other,
         };
         if !s.faults.response_latency.is_zero() {
             tokio::time::sleep(s.faults.response_latency).await;
@@ -357,15 +404,29 @@ impl Handler<Item> for ItemHandler {
     async fn create(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Created<ItemOutputs>, ProviderError> {
         let echo = args.secret.as_ref().map(|s| s.get().as_str());
         self.call("create", ctx.urn.as_str(), true, echo, || {
-            // The operation id doubles as the object id, so `find` can recover it after a crash.
-            let id = ctx.operation_id.clone();
+            let faults = &self.state.faults;
+            let key = args.key.as_ref().map(|k| k.get().clone());
+            if faults.unique_keys
+                && let Some(k) = &key
+                && self.state.world.items().values().any(|i| i.key.as_ref() == Some(k))
+            {
+                return Err(ProviderError::conflict(format!("an item with key {k:?} already exists")));
+            }
+            // By default the operation id doubles as the object id, so `find` recovers it after a
+            // crash; with server ids, `find` must search for the tag.
+            let id = if faults.server_ids {
+                format!("item-{:016x}", rand::random::<u64>())
+            } else {
+                ctx.operation_id.clone()
+            };
             let item = WorldItem {
                 urn: ctx.urn.to_string(),
                 value: args.value.get().clone(),
-                key: args.key.as_ref().map(|k| k.get().clone()),
+                key,
                 secret: args.secret.as_ref().map(|k| k.get().clone()),
                 revision: 1,
-                token: format!("tok-{}", &id[..id.len().min(8)]),
+                token: format!("tok-{}", &id[id.len().saturating_sub(8)..]),
+                tag: Some(ctx.operation_id.clone()),
             };
             self.state.world.put(&id, item.clone())?;
             Ok(Created { id, outputs: outputs(&item) })
@@ -415,13 +476,16 @@ impl Handler<Item> for ItemHandler {
         .await
     }
 
-    async fn find(&self, ctx: &OpContext, _args: &ItemArgs) -> Result<Option<Created<ItemOutputs>>, ProviderError> {
+    async fn find(&self, ctx: &OpContext, _args: &ItemArgs) -> Result<Found<ItemOutputs>, ProviderError> {
         self.call("find", ctx.urn.as_str(), false, None, || {
-            Ok(self
-                .state
-                .world
-                .get(&ctx.operation_id)
-                .map(|item| Created { id: ctx.operation_id.clone(), outputs: outputs(&item) }))
+            if !self.state.faults.find {
+                return Ok(Found::Unknown);
+            }
+            let tagged = self.state.world.items().into_iter().find(|(_, i)| i.tag.as_ref() == Some(&ctx.operation_id));
+            Ok(match tagged {
+                Some((id, item)) => Found::Object(Created { id, outputs: outputs(&item) }),
+                None => Found::Absent,
+            })
         })
         .await
     }
