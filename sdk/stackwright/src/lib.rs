@@ -20,6 +20,7 @@ mod retry;
 pub mod saved_plan;
 pub mod scheduler;
 pub mod stack;
+pub mod state_edit;
 pub mod testing;
 
 pub use builtin::data::{Data, DataArgs, DataOutputs};

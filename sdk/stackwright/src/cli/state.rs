@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use stackwright_state::{Backend, StackState};
 
-use crate::error::EngineError;
+use crate::state_edit::{self, RemoveOptions};
 
 use super::args::StateCommand;
 use super::context::Context_;
@@ -40,50 +40,23 @@ async fn ls(ctx: &Context_, flag: &Option<String>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Forgets a resource, refusing protected or depended-on ones without `--force`.
+/// Forgets a resource; the rules (protection, dependents, `--force`) are in [`state_edit::remove`].
 async fn rm(ctx: &Context_, flag: &Option<String>, name: String, force: bool) -> anyhow::Result<ExitCode> {
     let opened = ctx.open(flag).await?;
     let stack = opened.name.clone();
-    let urn = stackwright_core::Urn::from(name.as_str());
     ctx.engine(&opened, 1, "state rm", false)
-        .edit_state(&stack, |state| {
-            let r = state.resources.get(&urn).ok_or_else(|| EngineError::UnknownResource(name.clone()))?;
-            let users: Vec<&str> =
-                state.resources.values().filter(|o| o.dependencies.contains(&urn)).map(|o| o.urn.as_str()).collect();
-            if !force && (r.protect || !users.is_empty()) {
-                return Err(EngineError::StateEdit {
-                    resource: name.clone(),
-                    message: format!(
-                        "it is {}; pass --force to forget it anyway",
-                        if r.protect { "protected".to_string() } else { format!("used by {}", users.join(", ")) }
-                    ),
-                });
-            }
-            Ok(vec![stackwright_state::Record::Remove { op: None, urn: urn.clone() }])
-        })
+        .edit_state(&stack, |state| Ok(state_edit::remove(state, &name, RemoveOptions { force })?))
         .await?;
     println!("Removed `{name}` from the state of stack `{stack}`; the real object was not touched.");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Renames a resource in the state.
+/// Renames a resource in the state; the checks are in [`state_edit::rename`].
 async fn mv(ctx: &Context_, flag: &Option<String>, from: String, to: String) -> anyhow::Result<ExitCode> {
     let opened = ctx.open(flag).await?;
     let stack = opened.name.clone();
-    let (old, new) = (stackwright_core::Urn::from(from.as_str()), stackwright_core::Urn::from(to.as_str()));
     ctx.engine(&opened, 1, "state mv", false)
-        .edit_state(&stack, |state| {
-            if !state.resources.contains_key(&old) {
-                return Err(EngineError::UnknownResource(from.clone()));
-            }
-            if state.resources.contains_key(&new) {
-                return Err(EngineError::StateEdit {
-                    resource: to.clone(),
-                    message: "a resource with that name already exists".into(),
-                });
-            }
-            Ok(vec![stackwright_state::Record::Rename { from: old.clone(), to: new.clone() }])
-        })
+        .edit_state(&stack, |state| Ok(state_edit::rename(state, &from, &to)?))
         .await?;
     println!("Renamed `{from}` to `{to}` in the state of stack `{stack}`.");
     Ok(ExitCode::SUCCESS)

@@ -2,22 +2,17 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use stackwright_state::{Backend, StackState};
 
 use crate::cli::context::Context_;
+use crate::state_edit::{RemoveStackOptions, check_remove_stack};
 
 /// Deletes a stack's state, keeping its configuration file.
 pub(super) async fn run(ctx: &Context_, name: String, force: bool) -> anyhow::Result<ExitCode> {
     let opened = ctx.open(&Some(name.clone())).await?;
     let _lock = opened.backend.lock(&name, stackwright_state::LockInfo::current("stack rm")).await?;
     let state = opened.backend.load(&name).await?.unwrap_or_else(|| StackState::new(&name));
-    if !state.resources.is_empty() && !force {
-        bail!(
-            "stack `{name}` still has {} resource(s); run `destroy --stack {name}` first, or pass --force to forget them (they are not deleted)",
-            state.resources.len()
-        );
-    }
+    check_remove_stack(&state, RemoveStackOptions { force })?;
     opened.backend.remove_stack(&name).await?;
     if std::fs::read_to_string(ctx.current_file()).unwrap_or_default().trim() == name {
         let _ = std::fs::remove_file(ctx.current_file());
