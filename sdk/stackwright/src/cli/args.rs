@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(about = "Preview and apply this program's infrastructure.", long_about = None)]
@@ -41,8 +41,8 @@ pub(super) enum Command {
     /// Manage the stack's configuration (`Stackwright.<stack>.toml`).
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Print the program's dependency graph in Graphviz DOT.
-    Graph,
+    /// Print the program's dependency graph (Graphviz DOT or Mermaid).
+    Graph(GraphArgs),
     /// Adopt an existing object into the stack, and print the declaration to add.
     Import(ImportArgs),
 }
@@ -234,4 +234,21 @@ pub(super) struct ImportArgs {
     pub(super) name: String,
     /// The provider's id of the object.
     pub(super) id: String,
+}
+
+/// The arguments of `graph`.
+#[derive(Args, Debug)]
+pub(super) struct GraphArgs {
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub(super) format: GraphFormat,
+}
+
+/// How `graph` prints the graph.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GraphFormat {
+    /// Graphviz DOT (`dot -Tsvg`).
+    Dot,
+    /// A Mermaid flowchart (renders in Markdown on GitHub and GitLab).
+    Mermaid,
 }

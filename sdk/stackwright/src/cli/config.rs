@@ -11,7 +11,11 @@ use super::context::Context_;
 
 /// Runs one `config` subcommand.
 pub(super) async fn run(ctx: &Context_, flag: &Option<String>, command: ConfigCommand) -> anyhow::Result<ExitCode> {
-    let opened = ctx.open(flag).await?;
+    // Only `set` and `rm` write the file, so only they may give the stack its salt.
+    let opened = match command {
+        ConfigCommand::Set { .. } | ConfigCommand::Rm { .. } => ctx.open(flag).await?,
+        ConfigCommand::Get { .. } | ConfigCommand::Ls { .. } => ctx.open_read_only(flag).await?,
+    };
     let (stack, path) = (opened.name.clone(), opened.config_path.clone());
     match command {
         ConfigCommand::Set { key, value, secret } => {

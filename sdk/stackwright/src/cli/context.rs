@@ -78,6 +78,26 @@ pub(super) struct Opened {
     pub(super) config: Arc<Config>,
     pub(super) config_path: PathBuf,
     pub(super) cipher: Option<Arc<Cipher>>,
+    /// A passphrase was given but the stack has no salt yet, and it was opened read-only, so
+    /// none was created: there is no cipher, and nothing can be encrypted.
+    pub(super) salt_deferred: bool,
+}
+
+/// Whether opening a stack may write its configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// For commands that only look (`preview`, `graph`, `output`, …): nothing is written, so a
+    /// stack without a salt stays without one.
+    ReadOnly,
+    /// For commands that change the stack: a stack gets its salt the first time a passphrase
+    /// is given.
+    Write,
+}
+
+/// The stack's secrets provider, as [`Context_::cipher`] finds it.
+struct Secrets {
+    cipher: Option<Arc<Cipher>>,
+    salt_deferred: bool,
 }
 
 /// A passphrase from `var`, from the file named by `file_var`, or from a prompt on a terminal.
@@ -97,8 +117,9 @@ pub(super) fn passphrase_from(var: &str, file_var: &str, prompt: &str) -> anyhow
 }
 
 impl Context_ {
-    /// The stack's secrets provider. A stack gets its salt the first time a passphrase is given.
-    pub(super) fn cipher(&self, stack: &str) -> anyhow::Result<Option<Arc<Cipher>>> {
+    /// The stack's secrets provider. With [`Access::Write`], a stack gets its salt the first
+    /// time a passphrase is given.
+    fn cipher(&self, stack: &str, access: Access) -> anyhow::Result<Secrets> {
         let path = self.config_file(stack);
         let mut file = ConfigFile::read(&path)?;
         let pass = passphrase_from(
@@ -107,37 +128,48 @@ impl Context_ {
             &format!("Passphrase for stack `{stack}`: "),
         )?;
         match (&file.encryption_salt, pass) {
-            (Some(record), Some(p)) => {
-                Ok(Some(Arc::new(Cipher::open(&p, record, stack, &path.display().to_string())?)))
-            }
+            (Some(record), Some(p)) => Ok(Secrets {
+                cipher: Some(Arc::new(Cipher::open(&p, record, stack, &path.display().to_string())?)),
+                salt_deferred: false,
+            }),
             (Some(_), None) => bail!(
                 "stack `{stack}` encrypts its secrets with a passphrase (salt in {}): set STACKWRIGHT_PASSPHRASE or STACKWRIGHT_PASSPHRASE_FILE",
                 path.display()
             ),
+            (None, Some(_)) if access == Access::ReadOnly => Ok(Secrets { cipher: None, salt_deferred: true }),
             (None, Some(p)) => {
                 let (cipher, record) = Cipher::create(&p, KdfParams::default())?;
                 file.encryption_salt = Some(record);
                 file.write(&path)?;
-                Ok(Some(Arc::new(cipher)))
+                Ok(Secrets { cipher: Some(Arc::new(cipher)), salt_deferred: false })
             }
-            (None, None) => Ok(None),
+            (None, None) => Ok(Secrets { cipher: None, salt_deferred: false }),
         }
     }
 
+    /// Opens the stack named by `--stack` (or the selected one) for a command that changes it.
     pub(super) async fn open(&self, flag: &Option<String>) -> anyhow::Result<Opened> {
         let name = self.stack(flag).await?;
-        self.open_named(name)
+        self.open_named(name, Access::Write)
     }
 
-    pub(super) fn open_named(&self, name: String) -> anyhow::Result<Opened> {
-        let cipher = self.cipher(&name)?;
+    /// Opens the stack named by `--stack` (or the selected one) for a command that writes
+    /// nothing.
+    pub(super) async fn open_read_only(&self, flag: &Option<String>) -> anyhow::Result<Opened> {
+        let name = self.stack(flag).await?;
+        self.open_named(name, Access::ReadOnly)
+    }
+
+    /// Opens stack `name`, which need not exist yet.
+    pub(super) fn open_named(&self, name: String, access: Access) -> anyhow::Result<Opened> {
+        let Secrets { cipher, salt_deferred } = self.cipher(&name, access)?;
         let mut backend = LocalBackend::new(&self.state_dir);
         if let Some(c) = &cipher {
             backend = backend.with_cipher(c.clone());
         }
         let config_path = self.config_file(&name);
         let config = Arc::new(Config::load(&name, &config_path, cipher.as_deref())?);
-        Ok(Opened { name, backend: Arc::new(backend), config, config_path, cipher })
+        Ok(Opened { name, backend: Arc::new(backend), config, config_path, cipher, salt_deferred })
     }
 }
 
@@ -152,10 +184,14 @@ impl Context_ {
 
     /// Opens other stacks' state for stack references.
     fn references(&self) -> StackOpener {
-        // Another stack's state is opened with its own salt (and the same passphrase variables).
+        // Another stack's state is opened with its own salt (and the same passphrase variables),
+        // read-only: referring to a stack must not change its configuration.
         let opener = self.clone();
         Arc::new(move |other: &str| {
-            opener.open_named(other.to_owned()).map(|o| o.backend as Arc<dyn Backend>).map_err(|e| format!("{e:#}"))
+            opener
+                .open_named(other.to_owned(), Access::ReadOnly)
+                .map(|o| o.backend as Arc<dyn Backend>)
+                .map_err(|e| format!("{e:#}"))
         })
     }
 

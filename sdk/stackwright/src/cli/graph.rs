@@ -1,14 +1,29 @@
-//! `graph`: print the program's dependency graph.
+//! `graph`: print the program's dependency graph. The program runs with the stack's
+//! configuration and its declarations are checked exactly as `preview` checks them; nothing is
+//! written.
 
 use std::process::ExitCode;
 
-use crate::stack::{Program, Stack};
+use crate::stack::Program;
 
-/// Runs the program and prints its declarations as Graphviz DOT.
-pub(super) async fn run(flag: &Option<String>, program: &Program) -> anyhow::Result<ExitCode> {
-    let stack_name = flag.clone().unwrap_or_else(|| "graph".into());
-    let mut stack = Stack::new(&stack_name);
-    program(&mut stack)?;
-    println!("{}", crate::graph::dot(&stack));
+use super::args::{GraphArgs, GraphFormat};
+use super::context::Context_;
+
+/// Runs the program and prints its declarations as DOT or Mermaid.
+pub(super) async fn run(
+    ctx: &Context_,
+    flag: &Option<String>,
+    program: &Program,
+    args: GraphArgs,
+) -> anyhow::Result<ExitCode> {
+    let opened = ctx.open_read_only(flag).await?;
+    let graph = ctx.engine(&opened, 1, "graph", false).graph(&opened.name, program).await?;
+    print!(
+        "{}",
+        match args.format {
+            GraphFormat::Dot => graph.dot(),
+            GraphFormat::Mermaid => graph.mermaid(),
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod context;
 mod graph;
 mod import;
 mod output;
+mod panics;
 mod preview;
 mod refresh;
 mod stack;
@@ -28,6 +29,7 @@ use context::Context_;
 async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
     let ctx = Context_::new(cli.project_dir.clone(), cli.state_dir.clone());
     let flag = &cli.stack;
+    let program = panics::catching(program);
     match cli.command {
         Command::Preview(args) => preview::run(&ctx, flag, &program, args).await,
         Command::Up(args) => up::up(&ctx, flag, &program, args).await,
@@ -38,7 +40,7 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
         Command::Output(args) => output::run(&ctx, flag, args).await,
         Command::Config(command) => config::run(&ctx, flag, command).await,
         Command::Import(args) => import::run(&ctx, flag, &program, args).await,
-        Command::Graph => graph::run(flag, &program).await,
+        Command::Graph(args) => graph::run(&ctx, flag, &program, args).await,
     }
 }
 
@@ -72,6 +74,7 @@ where
             return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
+    panics::install_hook();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("STACKWRIGHT_LOG"))
         .with_writer(std::io::stderr)

@@ -14,7 +14,7 @@ use super::ui::shown;
 /// Prints one or all exports, secrets hidden unless `--show-secrets`.
 pub(super) async fn run(ctx: &Context_, flag: &Option<String>, args: OutputArgs) -> anyhow::Result<ExitCode> {
     let OutputArgs { name, json, show_secrets } = args;
-    let opened = ctx.open(flag).await?;
+    let opened = ctx.open_read_only(flag).await?;
     let stack = opened.name.clone();
     let state = opened.backend.load(&stack).await?.unwrap_or_else(|| StackState::new(&stack));
     let exports: std::collections::BTreeMap<&String, serde_json::Value> = state

@@ -1,8 +1,11 @@
 //! `preview`: what `up` (or `destroy`) would change, as text or JSON, optionally saved for `up --plan`.
+//! It writes nothing but the plan file it is asked for: no configuration, state, lock or
+//! selection.
 
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use stackwright_state::SecretsError;
 
 use crate::render;
 use crate::stack::Program;
@@ -19,13 +22,19 @@ pub(super) async fn run(
     args: PreviewArgs,
 ) -> anyhow::Result<ExitCode> {
     let PreviewArgs { refresh, detailed_exitcode, json, destroy, save_plan } = args;
-    let opened = ctx.open(flag).await?;
+    let opened = ctx.open_read_only(flag).await?;
     let stack = opened.name.clone();
     let engine = ctx.engine(&opened, 16, "preview", false);
     let report = match &save_plan {
         Some(path) => {
             let (report, saved) = engine.preview_to_save(&stack, program, destroy).await?;
-            let bytes = saved.to_bytes(opened.cipher.as_deref())?;
+            let bytes = match saved.to_bytes(opened.cipher.as_deref()) {
+                Err(SecretsError::NoProvider) if opened.salt_deferred => bail!(
+                    "the plan holds secrets and stack `{stack}` has no encryption salt yet ({}), so they cannot be encrypted (preview writes no configuration); run `up` or `config set --secret` once with the passphrase to give the stack its salt, then save the plan again",
+                    opened.config_path.display()
+                ),
+                bytes => bytes?,
+            };
             std::fs::write(path, bytes).with_context(|| format!("writing the plan to {}", path.display()))?;
             report
         }

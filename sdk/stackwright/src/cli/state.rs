@@ -20,7 +20,7 @@ pub(super) async fn run(ctx: &Context_, flag: &Option<String>, command: StateCom
 
 /// Lists the resources, replaced resources awaiting delete, and pending operations.
 async fn ls(ctx: &Context_, flag: &Option<String>) -> anyhow::Result<ExitCode> {
-    let opened = ctx.open(flag).await?;
+    let opened = ctx.open_read_only(flag).await?;
     let stack = opened.name.clone();
     let state = opened.backend.load(&stack).await?.unwrap_or_else(|| StackState::new(&stack));
     for r in state.resources.values() {

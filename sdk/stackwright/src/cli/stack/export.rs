@@ -10,7 +10,7 @@ use crate::cli::context::Context_;
 
 /// Writes a stack's state as an export.
 pub(super) async fn run(ctx: &Context_, flag: &Option<String>, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let opened = ctx.open(flag).await?;
+    let opened = ctx.open_read_only(flag).await?;
     let state = opened.backend.load(&opened.name).await?.unwrap_or_else(|| StackState::new(&opened.name));
     let bytes = stackwright_state::snapshot::encode(&state, opened.cipher.as_deref())?;
     match file {

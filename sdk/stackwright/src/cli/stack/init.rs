@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use stackwright_state::{Backend, StackState, validate_stack_name};
 
-use crate::cli::context::{Context_, write_current};
+use crate::cli::context::{Access, Context_, write_current};
 use crate::config::ConfigFile;
 
 /// Creates a stack and selects it.
@@ -14,7 +14,7 @@ pub(super) async fn run(ctx: &Context_, name: String) -> anyhow::Result<ExitCode
     if ctx.backend.list_stacks().await?.contains(&name) {
         bail!("stack `{name}` already exists in {}", ctx.backend.describe());
     }
-    let opened = ctx.open_named(name.clone())?;
+    let opened = ctx.open_named(name.clone(), Access::Write)?;
     if !opened.config_path.exists() {
         ConfigFile::default().write(&opened.config_path)?;
     }
