@@ -36,13 +36,16 @@ pub(super) fn confirm(yes: bool, verb: &str) -> impl Fn(&Plan, &[Drift]) -> bool
 /// The first Ctrl-C lets running steps finish; the second exits at once.
 pub(super) fn interrupt_on_ctrl_c() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
+    // One listener for both presses, registered before this returns: with a new listener per
+    // press, a second Ctrl-C arriving before the second one was registered would be lost.
+    let Ok(mut presses) = ctrl_c_listener() else { return rx };
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if presses.recv().await.is_some() {
             eprintln!(
                 "\nInterrupted: no new steps will start; waiting for running steps to finish. Press Ctrl-C again to stop at once."
             );
             let _ = tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if presses.recv().await.is_some() {
                 // Every started call has a durable pending record; the next run reconciles it.
                 eprintln!(
                     "Stopped. Operations in flight are recorded as pending and will be reconciled by the next run."
@@ -52,6 +55,16 @@ pub(super) fn interrupt_on_ctrl_c() -> watch::Receiver<bool> {
         }
     });
     rx
+}
+
+#[cfg(unix)]
+fn ctrl_c_listener() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+}
+
+#[cfg(windows)]
+fn ctrl_c_listener() -> std::io::Result<tokio::signal::windows::CtrlC> {
+    tokio::signal::windows::ctrl_c()
 }
 
 /// Prints engine events as lines.
