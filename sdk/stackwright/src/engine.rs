@@ -907,3 +907,15 @@ pub(crate) fn evaluate_exports(
         })
         .collect()
 }
+
+impl Engine {
+    /// The program's dependency graph, built with this engine's configuration and checked for
+    /// declaration errors (cycles, duplicate names, unknown providers) exactly as `preview`
+    /// checks them; the stack's state is not read.
+    pub async fn graph(&self, stack: &str, program: &Program) -> Result<crate::graph::Graph, EngineError> {
+        let built = build(program, stack, &self.settings, &self.backend).await?;
+        let graph = crate::graph::Graph::of(&built);
+        plan::prepare(built)?;
+        Ok(graph)
+    }
+}

@@ -27,6 +27,7 @@ pub mod saved_plan;
 pub mod scheduler;
 pub mod settings;
 pub mod stack;
+pub mod state_edit;
 pub mod testing;
 
 pub use builtin::data::{Data, DataArgs, DataOutputs};

@@ -6,6 +6,8 @@
 //! `SW_GEN` (generation: changes values, replaces some items, removes some), `SW_LATENCY_MS`,
 //! `SW_FAIL_AT` (fail the Nth provider call), `SW_FAIL_KIND` (`invalid_input`, default transient),
 //! `SW_ERROR_RATE` (random errors). A secret config key `db_password` is threaded into resources.
+//! `SW_REQUIRE_CONFIG` names a plain config key the program requires; `SW_MISTAKE` adds a
+//! declaration mistake (`cycle`, `duplicate`, `no_provider`) or makes the program `panic`.
 
 use std::time::Duration;
 
@@ -70,6 +72,31 @@ fn main() -> std::process::ExitCode {
             let url = pw.map(|p| json!({ "url": format!("postgres://app:{p}@db.internal/app") }));
             let echo = stack.resource::<Data>("database-url", DataArgs::new(url));
             stack.export("database_url", echo.output.clone());
+        }
+        if let Ok(key) = std::env::var("SW_REQUIRE_CONFIG") {
+            let value: String = stack.config().require(&key)?;
+            stack.resource::<Data>("configured", DataArgs::new(json!(value)));
+        }
+        match std::env::var("SW_MISTAKE").as_deref() {
+            Ok("cycle") => {
+                let loop_b = stackwright::ResourceRef::<Data>::new("loop-b".into());
+                let a = stack.resource_with::<Data>(
+                    "loop-a",
+                    DataArgs::new(json!(1)),
+                    ResourceOptions::new().depends_on(&loop_b),
+                );
+                stack.resource::<Data>("loop-b", DataArgs::new(a.output.clone()));
+            }
+            Ok("duplicate") => {
+                stack.resource::<Data>("twin", DataArgs::new(json!(1)));
+                stack.resource::<Data>("twin", DataArgs::new(json!(2)));
+            }
+            Ok("no_provider") => {
+                let args = ItemArgs { value: json!(1).into(), key: None, secret: None };
+                stack.resource_with::<Item>("orphan", args, ResourceOptions::new().provider("nowhere"));
+            }
+            Ok("panic") => panic!("the fixture was told to panic"),
+            _ => {}
         }
         Ok(())
     })
