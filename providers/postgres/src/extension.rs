@@ -27,7 +27,7 @@ impl Resource for Extension {
 }
 
 /// Arguments of `postgres:Extension`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct ExtensionArgs {
     /// The database it is installed in.
     #[sw(replace)]
@@ -68,7 +68,7 @@ impl ExtensionArgs {
 }
 
 /// Outputs of `postgres:Extension`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct ExtensionOutputs {
     /// The extension's name.
     pub name: String,

@@ -28,7 +28,7 @@ impl Resource for Schema {
 }
 
 /// Arguments of `postgres:Schema`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct SchemaArgs {
     /// The database it lives in.
     #[sw(replace)]
@@ -54,7 +54,7 @@ impl SchemaArgs {
 }
 
 /// Outputs of `postgres:Schema`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct SchemaOutputs {
     /// The database it lives in.
     pub database: String,

@@ -27,7 +27,7 @@ impl Resource for Item {
 }
 
 /// Arguments of `test:Item`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct ItemArgs {
     /// Any value; updated in place.
     #[serde(default)]
@@ -43,7 +43,7 @@ pub struct ItemArgs {
 }
 
 /// Outputs of `test:Item`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct ItemOutputs {
     /// The stored value.
     pub value: Value,
