@@ -478,6 +478,46 @@ mod tests {
         assert_eq!(value, json!({"name": "site-api", "port": 80}));
     }
 
+    const CANARY: &str = "canary-\"q\"\\b\ne\tx é🦀 &=+ %/";
+
+    fn assert_hidden(text: &str) {
+        assert!(!text.contains("canary") && !text.contains("\"ab\"") && text.contains("[secret]"), "{text}");
+    }
+
+    #[test]
+    fn debug_of_secret_outputs_and_inputs_never_shows_the_value() {
+        for value in [CANARY, "ab"] {
+            let known = Output::secret(value.to_owned());
+            let mapped = known.map(|v| json!({ "nested": { "pw": v } }));
+            let from_nested = Output::<Value>::from_value(json!({"a": {"b": secret(json!(value))}}));
+            let from_new = Output::new(json!({"a": secret(json!(value))}));
+            let input: Input<String> = known.clone().into();
+            let with_deps = Output::<String>::field(&Urn::from("db"), "pw").into_secret();
+            for text in [
+                format!("{known:?}"),
+                format!("{mapped:?}"),
+                format!("{from_nested:?}"),
+                format!("{from_new:?}"),
+                format!("{input:?}"),
+                format!("{:?}", Input::<String>::from(with_deps.clone())),
+                format!("{:#?}", Some(&input)),
+            ] {
+                assert_hidden(&text);
+            }
+            assert!(from_nested.is_secret() && from_new.is_secret());
+            assert_eq!(format!("{with_deps:?}"), "Output([secret] from [\"db\"])");
+        }
+        assert_eq!(format!("{:?}", Output::new("plain".to_owned())), "Output(\"plain\")");
+        assert_eq!(format!("{:?}", Input::Value(3)), "3");
+    }
+
+    #[test]
+    fn a_nested_secret_read_from_elsewhere_stays_secret_when_resolved() {
+        let out = Output::<Value>::from_value(json!({"a": {"b": secret(json!(CANARY))}}));
+        let v = out.evaluate(&Fixed(HashMap::new())).unwrap();
+        assert_eq!(v, secret(json!({"a": {"b": CANARY}})));
+    }
+
     #[test]
     fn all_is_unknown_until_every_part_is_known() {
         let a = Urn::from("a");

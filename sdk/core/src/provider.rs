@@ -162,8 +162,8 @@ impl std::fmt::Debug for RawState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawState")
             .field("id", &self.id)
-            .field("args", &outline(&self.args))
-            .field("outputs", &outline(&self.outputs))
+            .field("args", &format_args!("{}", outline(&self.args)))
+            .field("outputs", &format_args!("{}", outline(&self.outputs)))
             .finish()
     }
 }

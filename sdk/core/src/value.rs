@@ -271,6 +271,99 @@ mod tests {
         assert_eq!(redact(&v), json!({"a": "[secret]", "b": "(known after apply)"}));
     }
 
+    /// Every character that some encoding escapes: quotes, backslash, newline, tab, non-ASCII
+    /// (two bytes and an astral-plane emoji), and what URL and HTML-safe encodings touch.
+    const CANARY: &str = "canary-\"q\"\\b\ne\tx é🦀 &=+ %/<>";
+
+    fn scrubbed(text: &str) -> String {
+        scrub(text, &[CANARY.to_owned()])
+    }
+
+    fn assert_scrubbed(form: &str, encoded: &str) {
+        assert_ne!(encoded, CANARY, "{form}: the test must use an escaped form");
+        let text = format!("error: request {{{encoded}}} failed");
+        assert_eq!(scrubbed(&text), "error: request {[secret]} failed", "{form}: {encoded}");
+    }
+
+    #[test]
+    fn scrub_replaces_the_json_escaped_form() {
+        let quoted = serde_json::to_string(CANARY).unwrap();
+        assert_scrubbed("json", &quoted[1..quoted.len() - 1]);
+        // A whole JSON document quoting the secret, as an API error body would.
+        let body = serde_json::to_string(&json!({"error": {"request": {"password": CANARY}}})).unwrap();
+        assert_eq!(scrubbed(&body), r#"{"error":{"request":{"password":"[secret]"}}}"#);
+    }
+
+    #[test]
+    fn scrub_replaces_the_debug_form() {
+        let debug = format!("{CANARY:?}");
+        assert_scrubbed("debug", &debug[1..debug.len() - 1]);
+        assert_eq!(scrubbed(&format!("{:?}", Some(CANARY))), "Some(\"[secret]\")");
+    }
+
+    #[test]
+    fn scrub_replaces_unicode_escapes_in_both_cases_of_hex() {
+        let quoted = serde_json::to_string(CANARY).unwrap();
+        let json = &quoted[1..quoted.len() - 1];
+        let lower = json.replace('é', "\\u00e9").replace('🦀', "\\ud83e\\udd80");
+        let upper = json.replace('é', "\\u00E9").replace('🦀', "\\uD83E\\uDD80");
+        assert_scrubbed("unicode, lower-case hex", &lower);
+        assert_scrubbed("unicode, upper-case hex", &upper);
+        // Go's encoder escapes <, > and & too.
+        let html = json.replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e");
+        assert_scrubbed("html-safe", &html);
+        assert_scrubbed("html-safe and ascii-only", &lower.replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e"));
+    }
+
+    #[test]
+    fn scrub_replaces_doubled_backslashes_and_double_json_escaping() {
+        assert_scrubbed("doubled backslashes", &CANARY.replace('\\', "\\\\"));
+        let once = serde_json::to_string(CANARY).unwrap();
+        let twice = serde_json::to_string(&json!({"body": once})).unwrap();
+        assert_eq!(scrubbed(&twice), r#"{"body":"\"[secret]\""}"#);
+    }
+
+    #[test]
+    fn scrub_replaces_percent_encoded_forms() {
+        let all = percent_encoding::utf8_percent_encode(CANARY, NON_ALPHANUMERIC).to_string();
+        assert!(all.contains("%20") && all.contains("%C3%A9"), "{all}");
+        assert_scrubbed("percent, %20", &all);
+        assert_scrubbed("percent, lower-case hex", &lower_hex_escapes(&all));
+        let form: String = form_urlencoded::byte_serialize(CANARY.as_bytes()).collect();
+        assert!(form.contains('+') && !form.contains("%20"), "{form}");
+        assert_scrubbed("form, + for space", &form);
+        let component = percent_encoding::utf8_percent_encode(CANARY, URI_UNRESERVED).to_string();
+        assert_scrubbed("URI component", &component);
+        // In a query string, and in a URL inside a JSON body.
+        let url = format!("https://api.example/v1?token={form}&x=1");
+        assert_eq!(scrubbed(&url), "https://api.example/v1?token=[secret]&x=1");
+        let body = serde_json::to_string(&json!({"url": format!("https://h/{all}")})).unwrap();
+        assert_eq!(scrubbed(&body), r#"{"url":"https://h/[secret]"}"#);
+    }
+
+    #[test]
+    fn scrub_replaces_secrets_nested_in_json_values() {
+        let mut secrets = vec![];
+        secret_strings(&json!({"a": secret(json!({"deep": [CANARY, 12345]}))}), &mut secrets);
+        assert_eq!(secrets, vec![CANARY.to_owned(), "12345".to_owned()]);
+        let echoed = serde_json::to_string(&json!({"deep": [CANARY, 12345]})).unwrap();
+        assert_eq!(scrub(&echoed, &secrets), r#"{"deep":["[secret]",[secret]]}"#);
+    }
+
+    #[test]
+    fn scrub_goes_longest_first_so_no_part_of_a_longer_secret_is_left() {
+        let secrets = vec!["abc".to_owned(), "abcdef-long".to_owned()];
+        assert_eq!(scrub("x abcdef-long y abc", &secrets), "x [secret] y [secret]");
+    }
+
+    #[test]
+    fn scrub_leaves_secrets_shorter_than_the_minimum() {
+        // Documented limit: a one- or two-byte secret cannot be scrubbed from text.
+        let secrets = vec!["ab".to_owned(), "x".to_owned()];
+        assert_eq!(scrub("a cab, x", &secrets), "a cab, x");
+        assert_eq!(scrub("abc", &["abc".to_owned()]), SECRET_PLACEHOLDER);
+    }
+
     #[test]
     fn scrub_replaces_secret_substrings() {
         let mut secrets = vec![];
