@@ -173,6 +173,10 @@ pub struct Faults {
     pub crash_at_call: Option<u64>,
     /// Seed for the random errors.
     pub seed: u64,
+    /// Injected errors also echo the request the way real APIs do: as a JSON body (the
+    /// secret JSON-escaped, the `value` argument as nested JSON) and as a URL (the secret
+    /// percent-encoded with `%20` and form-encoded with `+`).
+    pub echo_escaped: bool,
 }
 
 impl Default for Faults {
@@ -186,6 +190,7 @@ impl Default for Faults {
             fail_at_call: None,
             crash_at_call: None,
             seed: 1,
+            echo_escaped: false,
         }
     }
 }
@@ -340,6 +345,18 @@ impl ItemHandler {
     }
 }
 
+/// What an injected error quotes of a create or update request (see [`Faults::echo_escaped`]).
+fn echo_request(faults: &Faults, args: &ItemArgs) -> Option<String> {
+    let secret = args.secret.as_ref().map(|s| s.get().as_str())?;
+    if !faults.echo_escaped {
+        return Some(secret.to_owned());
+    }
+    let body = serde_json::json!({ "secret": secret, "value": args.value.get() });
+    let path = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC);
+    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("secret", secret).finish();
+    Some(format!("{secret}, body {body}, url https://api.test/items/{path}?{query}"))
+}
+
 fn outputs(item: &WorldItem) -> ItemOutputs {
     ItemOutputs { value: item.value.clone(), revision: item.revision, token: item.token.clone() }
 }
@@ -355,8 +372,8 @@ fn args_of(item: &WorldItem) -> ItemArgs {
 #[async_trait]
 impl Handler<Item> for ItemHandler {
     async fn create(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Created<ItemOutputs>, ProviderError> {
-        let echo = args.secret.as_ref().map(|s| s.get().as_str());
-        self.call("create", ctx.urn.as_str(), true, echo, || {
+        let echo = echo_request(&self.state.faults, args);
+        self.call("create", ctx.urn.as_str(), true, echo.as_deref(), || {
             // The operation id doubles as the object id, so `find` can recover it after a crash.
             let id = ctx.operation_id.clone();
             let item = WorldItem {
@@ -391,8 +408,8 @@ impl Handler<Item> for ItemHandler {
         args: &ItemArgs,
         _changes: &[PropertyChange],
     ) -> Result<ItemOutputs, ProviderError> {
-        let echo = args.secret.as_ref().map(|s| s.get().as_str());
-        self.call("update", ctx.urn.as_str(), true, echo, || {
+        let echo = echo_request(&self.state.faults, args);
+        self.call("update", ctx.urn.as_str(), true, echo.as_deref(), || {
             let mut item = self
                 .state
                 .world
