@@ -251,6 +251,52 @@ fn an_escaped_canary_echoed_by_the_provider_never_appears_in_any_form() {
 }
 
 #[test]
+fn a_two_character_secret_is_never_shown_by_the_engines_own_formatting() {
+    // Too short to scrub from free text (see the book), so this runs without injected errors:
+    // everything printed here is the engine's own rendering, which must redact it anyway.
+    let p = Project::new();
+    assert!(p.run(&["config", "set", "db_password", "ab", "--secret"]).status.success());
+    let commands: &[&[&str]] = &[
+        &["config", "ls"],
+        &["config", "get", "db_password"],
+        &["preview"],
+        &["preview", "--json"],
+        &["up", "--yes"],
+        &["output"],
+        &["output", "--json"],
+        &["state", "ls"],
+        &["refresh"],
+        &["preview", "--refresh", "--json"],
+    ];
+    // How the secret would show: as a JSON or Debug string, inside the derived URL, as a
+    // `key=value` echo.
+    let needles = ["\"ab\"", ":ab@", "=ab", " ab\n"];
+    let mut leaks = Vec::new();
+    for args in commands {
+        let out = p.run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            for needle in needles {
+                if count(bytes, needle) > 0 {
+                    leaks.push(format!("{args:?} {stream}: {needle}"));
+                }
+            }
+        }
+    }
+    for (path, bytes) in p.files() {
+        for needle in needles {
+            if count(&bytes, needle) > 0 {
+                leaks.push(format!("{}: {needle}", path.display()));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "the short secret was shown: {leaks:?}");
+    // Positive control: it went through, and the explicit flag shows it.
+    let shown = p.run(&["output", "database_url", "--show-secrets"]);
+    assert!(text(&shown).contains(":ab@"), "{}", text(&shown));
+}
+
+#[test]
 fn wrong_missing_and_rotated_passphrases() {
     let p = Project::new();
     assert!(p.run(&["config", "set", "db_password", "hunter22-secret", "--secret"]).status.success());
