@@ -292,9 +292,7 @@ impl std::fmt::Debug for StackState {
 impl std::fmt::Debug for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Record::Begin { op, pending } => {
-                f.debug_struct("Begin").field("op", op).field("pending", pending).finish()
-            }
+            Record::Begin { op, pending } => f.debug_struct("Begin").field("op", op).field("pending", pending).finish(),
             Record::Upsert { op, resource, retire_previous } => f
                 .debug_struct("Upsert")
                 .field("op", op)

@@ -165,7 +165,10 @@ fn echoed_forms(secret: &str) -> Vec<(&'static str, String)> {
         ("plain", secret.to_owned()),
         ("JSON-escaped", json[1..json.len() - 1].to_owned()),
         ("Debug-escaped", debug[1..debug.len() - 1].to_owned()),
-        ("percent-encoded", percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string()),
+        (
+            "percent-encoded",
+            percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string(),
+        ),
         ("form-encoded", form_urlencoded::byte_serialize(secret.as_bytes()).collect()),
     ]
 }

@@ -146,8 +146,7 @@ pub const MIN_SCRUB_LEN: usize = 3;
 /// Characters a percent-encoder for a URI component (RFC 3986) leaves as they are.
 const URI_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 /// What JavaScript's `encodeURIComponent` leaves as it is.
-const JS_URI_COMPONENT: &AsciiSet =
-    &URI_UNRESERVED.remove(b'!').remove(b'*').remove(b'\'').remove(b'(').remove(b')');
+const JS_URI_COMPONENT: &AsciiSet = &URI_UNRESERVED.remove(b'!').remove(b'*').remove(b'\'').remove(b'(').remove(b')');
 
 /// The text between the quotes of `s` as a JSON string (serde_json's escaping).
 fn json_escaped(s: &str) -> String {
@@ -312,7 +311,10 @@ mod tests {
         // Go's encoder escapes <, > and & too.
         let html = json.replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e");
         assert_scrubbed("html-safe", &html);
-        assert_scrubbed("html-safe and ascii-only", &lower.replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e"));
+        assert_scrubbed(
+            "html-safe and ascii-only",
+            &lower.replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e"),
+        );
     }
 
     #[test]

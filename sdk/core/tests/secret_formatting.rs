@@ -125,8 +125,7 @@ fn derived_debug_of_args_shows_secret_fields_as_secret_and_the_rest_as_is() {
 
 #[test]
 fn derived_debug_of_outputs_shows_secret_fields_as_secret() {
-    let outputs =
-        LoginOutputs { user: "alice".into(), token: CANARY.into(), session: Some(Secret::new("ab".into())) };
+    let outputs = LoginOutputs { user: "alice".into(), token: CANARY.into(), session: Some(Secret::new("ab".into())) };
     let text = format!("{outputs:?}");
     assert_hidden(&text);
     assert_eq!(text, r#"LoginOutputs { user: "alice", token: [secret], session: Some([secret]) }"#);
