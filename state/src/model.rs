@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stackwright_core::Urn;
+use stackwright_core::value::redact;
 
 /// The newest state format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -16,7 +17,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// One resource as last applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceState {
     /// Unique name in the stack.
     pub urn: Urn,
@@ -55,7 +56,7 @@ pub enum OpKind {
 }
 
 /// An operation that was started (its record is durable) but whose result is not yet known.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingOperation {
     /// What the call does.
     pub kind: OpKind,
@@ -76,7 +77,7 @@ pub struct PendingOperation {
 }
 
 /// The whole state of one stack.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StackState {
     /// The stack's name.
     pub stack: String,
@@ -97,7 +98,7 @@ pub struct StackState {
 }
 
 /// One durable change to a stack's state, appended to its journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
     /// A provider call is about to start.
@@ -227,4 +228,158 @@ pub struct HistoryEntry {
     pub result: String,
     /// Changes applied, by kind (`create`, `update`, `replace`, `delete`).
     pub changes: BTreeMap<String, usize>,
+}
+
+/// Shows a property value with its secrets as `[secret]` and its unknowns as
+/// `(known after apply)`, as JSON text, for the hand-written `Debug` impls below: the values in
+/// state keep their secrets wrapped, and a derived `Debug` would print what is inside.
+struct Redacted<'a>(&'a Value);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", redact(self.0))
+    }
+}
+
+/// The values of a map of property values, redacted.
+fn redacted_map(map: &BTreeMap<String, Value>) -> BTreeMap<&str, Redacted<'_>> {
+    map.iter().map(|(k, v)| (k.as_str(), Redacted(v))).collect()
+}
+
+impl std::fmt::Debug for ResourceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceState")
+            .field("urn", &self.urn)
+            .field("type_token", &self.type_token)
+            .field("provider", &self.provider)
+            .field("id", &self.id)
+            .field("inputs", &Redacted(&self.inputs))
+            .field("outputs", &Redacted(&self.outputs))
+            .field("dependencies", &self.dependencies)
+            .field("protect", &self.protect)
+            .field("retain_on_delete", &self.retain_on_delete)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PendingOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingOperation")
+            .field("kind", &self.kind)
+            .field("urn", &self.urn)
+            .field("type_token", &self.type_token)
+            .field("provider", &self.provider)
+            .field("id", &self.id)
+            .field("inputs", &Redacted(&self.inputs))
+            .field("started_at", &self.started_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StackState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackState")
+            .field("stack", &self.stack)
+            .field("serial", &self.serial)
+            .field("resources", &self.resources)
+            .field("retired", &self.retired)
+            .field("pending", &self.pending)
+            .field("exports", &redacted_map(&self.exports))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Record::Begin { op, pending } => f.debug_struct("Begin").field("op", op).field("pending", pending).finish(),
+            Record::Upsert { op, resource, retire_previous } => f
+                .debug_struct("Upsert")
+                .field("op", op)
+                .field("resource", resource)
+                .field("retire_previous", retire_previous)
+                .finish(),
+            Record::Remove { op, urn } => f.debug_struct("Remove").field("op", op).field("urn", urn).finish(),
+            Record::RemoveRetired { op, urn, id } => {
+                f.debug_struct("RemoveRetired").field("op", op).field("urn", urn).field("id", id).finish()
+            }
+            Record::Rename { from, to } => f.debug_struct("Rename").field("from", from).field("to", to).finish(),
+            Record::Abort { op } => f.debug_struct("Abort").field("op", op).finish(),
+            Record::Exports { exports } => f.debug_struct("Exports").field("exports", &redacted_map(exports)).finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+    use serde_json::json;
+    use stackwright_core::value::secret;
+
+    const CANARY: &str = "canary-\"q\"\\b\ne\tx é🦀 &=+ %/";
+
+    fn leaks(text: &str) -> bool {
+        // Every form of the canary, plain or escaped, starts with `canary`; the short secret
+        // would show as a JSON string.
+        ["canary", "\"ab\""].iter().any(|needle| text.contains(needle))
+    }
+
+    fn resource() -> ResourceState {
+        ResourceState {
+            urn: Urn::from("db"),
+            type_token: "test:Item".into(),
+            provider: "test".into(),
+            id: "id-1".into(),
+            inputs: json!({"password": secret(json!(CANARY)), "nested": {"list": [secret(json!({"k": CANARY}))]}}),
+            outputs: json!({"token": secret(json!("ab")), "name": "visible"}),
+            dependencies: vec![],
+            protect: false,
+            retain_on_delete: false,
+        }
+    }
+
+    fn pending() -> PendingOperation {
+        PendingOperation {
+            kind: OpKind::Create,
+            urn: Urn::from("db"),
+            type_token: "test:Item".into(),
+            provider: "test".into(),
+            id: None,
+            inputs: json!({"password": secret(json!(CANARY)), "short": secret(json!("ab"))}),
+            started_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn debug_of_resource_and_pending_redacts_secrets_and_keeps_field_names() {
+        for text in [format!("{:?}", resource()), format!("{:#?}", resource()), format!("{:?}", pending())] {
+            assert!(!leaks(&text), "{text}");
+            assert!(text.contains("[secret]") && text.contains("inputs"), "{text}");
+        }
+        let text = format!("{:?}", resource());
+        assert!(text.contains("visible") && text.contains("retain_on_delete") && text.contains("outputs"), "{text}");
+    }
+
+    #[test]
+    fn debug_of_stack_state_and_every_record_redacts_secrets() {
+        let mut state = StackState::new("dev");
+        state.resources.insert(Urn::from("db"), resource());
+        state.retired.push(resource());
+        state.pending.insert("op-1".into(), pending());
+        state.exports.insert("url".into(), secret(json!(CANARY)));
+        state.exports.insert("short".into(), secret(json!("ab")));
+        let exports = state.exports.clone();
+        let records = [
+            Record::Begin { op: "op-1".into(), pending: pending() },
+            Record::Upsert { op: None, resource: resource(), retire_previous: false },
+            Record::Exports { exports },
+        ];
+        let mut texts = vec![format!("{state:?}"), format!("{state:#?}")];
+        texts.extend(records.iter().map(|r| format!("{r:?}")));
+        for text in texts {
+            assert!(!leaks(&text), "{text}");
+            assert!(text.contains("[secret]"), "{text}");
+        }
+        assert!(format!("{state:?}").contains("exports"));
+    }
 }

@@ -603,8 +603,8 @@ fn a_panic_in_the_program_is_a_clean_error_naming_it() {
         assert_eq!(out.status.code(), Some(1), "{command:?}: {}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("the program panicked at tests/src/bin/fixture_program.rs:")
-                && stderr.contains("the fixture was told to panic"),
+            stderr.contains("the program panicked: the fixture was told to panic")
+                && stderr.contains("(at tests/src/bin/fixture_program.rs:"),
             "{command:?}: {stderr}"
         );
         assert!(!stderr.contains("thread '") && !stderr.contains("RUST_BACKTRACE"), "{command:?}: raw panic: {stderr}");

@@ -43,12 +43,12 @@ impl Resource for Rotating {
     type Outputs = RotOutputs;
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 struct RotArgs {
     label: Input<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 struct RotOutputs {
     label: String,
     token: String,

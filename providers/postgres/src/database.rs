@@ -33,7 +33,7 @@ impl Resource for Database {
 }
 
 /// Arguments of `postgres:Database`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct DatabaseArgs {
     /// The database's name. A change renames it in place, which fails while other sessions are
     /// connected to it.
@@ -94,7 +94,7 @@ impl DatabaseArgs {
 }
 
 /// Outputs of `postgres:Database`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct DatabaseOutputs {
     /// The database's name.
     pub name: String,

@@ -100,7 +100,7 @@ impl DefaultObject {
 }
 
 /// Arguments of `postgres:DefaultPrivileges`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct DefaultPrivilegesArgs {
     /// The database they apply in.
     pub database: Input<String>,
@@ -217,7 +217,7 @@ impl DefaultPrivilegesArgs {
 }
 
 /// Outputs of `postgres:DefaultPrivileges`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct DefaultPrivilegesOutputs {
     /// The privileges future objects will grant, in canonical spelling.
     pub privileges: Vec<String>,

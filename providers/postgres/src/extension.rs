@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use stackwright_core::{
-    Args, CheckFailure, Created, ErrorKind, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
+    Args, CheckFailure, Created, ErrorKind, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
     ProviderError, Resource, Stored,
 };
 
@@ -27,7 +27,7 @@ impl Resource for Extension {
 }
 
 /// Arguments of `postgres:Extension`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct ExtensionArgs {
     /// The database it is installed in.
     #[sw(replace)]
@@ -68,7 +68,7 @@ impl ExtensionArgs {
 }
 
 /// Outputs of `postgres:Extension`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct ExtensionOutputs {
     /// The extension's name.
     pub name: String,

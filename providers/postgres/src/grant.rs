@@ -104,7 +104,7 @@ impl GrantObject {
 }
 
 /// Arguments of `postgres:Grant`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct GrantArgs {
     /// The database the objects are in (or, for `database`, the database itself).
     pub database: Input<String>,
@@ -195,7 +195,7 @@ impl GrantArgs {
 }
 
 /// Outputs of `postgres:Grant`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct GrantOutputs {
     /// The privileges the role holds now, in canonical spelling.
     pub privileges: Vec<String>,

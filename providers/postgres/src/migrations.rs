@@ -18,7 +18,7 @@ use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stackwright_core::{
-    Args, CheckFailure, Created, ErrorKind, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
+    Args, CheckFailure, Created, ErrorKind, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
     ProviderError, Resource, Stored,
 };
 
@@ -46,7 +46,7 @@ pub struct MigrationFile {
 }
 
 /// Arguments of `postgres:Migrations`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct MigrationsArgs {
     /// The database to migrate.
     #[sw(replace)]
@@ -155,7 +155,7 @@ impl MigrationsArgs {
 }
 
 /// Outputs of `postgres:Migrations`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct MigrationsOutputs {
     /// The version the database is at: the last applied migration.
     #[sw(computed)]

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use stackwright_core::{
-    Args, CheckFailure, Created, ErrorKind, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
+    Args, CheckFailure, Created, ErrorKind, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange,
     ProviderError, Resource, Stored,
 };
 
@@ -33,7 +33,7 @@ impl Resource for Role {
 }
 
 /// Arguments of `postgres:Role`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct RoleArgs {
     /// The role's name. A change renames it in place.
     pub name: Input<String>,
@@ -127,7 +127,7 @@ impl RoleArgs {
 }
 
 /// Outputs of `postgres:Role`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct RoleOutputs {
     /// The role's name.
     pub name: String,

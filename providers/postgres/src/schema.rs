@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use stackwright_core::{
-    Args, CheckFailure, Created, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError, Resource,
-    Stored,
+    Args, CheckFailure, Created, Found, Handler, Input, Observed, OpContext, Outputs, PropertyChange, ProviderError,
+    Resource, Stored,
 };
 
 use crate::common::{check_ident, created_by, creation_comment, is_false, observe_default};
@@ -28,7 +28,7 @@ impl Resource for Schema {
 }
 
 /// Arguments of `postgres:Schema`.
-#[derive(Debug, Clone, Serialize, Deserialize, Args)]
+#[derive(Clone, Serialize, Deserialize, Args)]
 pub struct SchemaArgs {
     /// The database it lives in.
     #[sw(replace)]
@@ -54,7 +54,7 @@ impl SchemaArgs {
 }
 
 /// Outputs of `postgres:Schema`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct SchemaOutputs {
     /// The database it lives in.
     pub database: String,

@@ -189,7 +189,7 @@ impl PublicAccessBlock {
 }
 
 /// Arguments of `storage:Bucket`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct BucketArgs {
     /// The bucket's name (global on AWS). A change replaces the bucket.
     #[sw(replace)]
@@ -228,7 +228,7 @@ impl BucketArgs {
 }
 
 /// Outputs of `storage:Bucket`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct BucketOutputs {
     /// The bucket's name (wire this into objects and folders).
     pub name: String,

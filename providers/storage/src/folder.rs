@@ -35,7 +35,7 @@ impl Resource for Folder {
 
 /// Arguments of `storage:Folder`. Build them with [`FolderArgs::from_dir`], which hashes the
 /// directory.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct FolderArgs {
     /// The bucket. A change replaces the folder (uploads to the new bucket, then deletes the
     /// old objects).
@@ -95,7 +95,7 @@ impl FolderArgs {
 }
 
 /// Outputs of `storage:Folder`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct FolderOutputs {
     /// The bucket.
     pub bucket: String,

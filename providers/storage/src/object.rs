@@ -30,7 +30,7 @@ impl Resource for Object {
 }
 
 /// Arguments of `storage:Object`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct ObjectArgs {
     /// The bucket (usually `bucket.name` of a `storage:Bucket`). A change replaces the object.
     #[sw(replace)]
@@ -63,7 +63,7 @@ impl ObjectArgs {
 }
 
 /// Outputs of `storage:Object`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct ObjectOutputs {
     /// The bucket.
     pub bucket: String,

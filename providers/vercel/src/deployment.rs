@@ -70,7 +70,7 @@ pub struct FileDigest {
 }
 
 /// Arguments of `vercel:Deployment`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct DeploymentArgs {
     /// The project's id (wire `project.id()`).
     #[sw(replace)]
@@ -163,7 +163,7 @@ impl DeploymentArgs {
 }
 
 /// Outputs of `vercel:Deployment`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct DeploymentOutputs {
     /// The deployment id, `dpl_…` (also the resource's id).
     #[sw(computed)]

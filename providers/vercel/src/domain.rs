@@ -31,7 +31,7 @@ impl Resource for ProjectDomain {
 }
 
 /// Arguments of `vercel:ProjectDomain`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct ProjectDomainArgs {
     /// The project's id (wire `project.id()`). A change replaces the domain.
     #[sw(replace)]
@@ -79,7 +79,7 @@ pub struct VerificationRecord {
 }
 
 /// Outputs of `vercel:ProjectDomain`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct ProjectDomainOutputs {
     /// The hostname.
     pub name: String,

@@ -101,7 +101,7 @@ impl EnvKind {
 ///
 /// Serialized with one extra, derived field, `sensitive`, which is what forces replacement:
 /// plain ↔ encrypted is an in-place update, to or from sensitive is a replacement.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct EnvironmentVariableArgs {
     /// The project's id (wire `project.id()`). A change replaces the variable.
     pub project_id: Input<String>,
@@ -154,6 +154,21 @@ impl Serialize for EnvironmentVariableArgs {
 
 const fn field(name: &'static str, replace: bool, secret: bool) -> FieldSchema {
     FieldSchema { name, replace, secret, computed: false }
+}
+
+/// Shows `value` as `[secret]`, as `#[derive(Args)]` does for `#[sw(secret)]` fields.
+impl std::fmt::Debug for EnvironmentVariableArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvironmentVariableArgs")
+            .field("project_id", &self.project_id)
+            .field("key", &self.key)
+            .field("value", &format_args!("[secret]"))
+            .field("targets", &self.targets)
+            .field("kind", &self.kind)
+            .field("git_branch", &self.git_branch)
+            .field("comment", &self.comment)
+            .finish()
+    }
 }
 
 impl Args for EnvironmentVariableArgs {
@@ -224,7 +239,7 @@ impl EnvironmentVariableArgs {
 }
 
 /// Outputs of `vercel:EnvironmentVariable`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct EnvironmentVariableOutputs {
     /// Vercel's id for the variable (also the resource's id).
     #[sw(computed)]

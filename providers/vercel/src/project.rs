@@ -86,7 +86,7 @@ impl GitRepository {
 }
 
 /// Arguments of `vercel:Project`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct ProjectArgs {
     /// The project's name: lowercase letters, digits, `.`, `_` and `-`. Renamed in place.
     pub name: Input<String>,
@@ -121,7 +121,7 @@ impl ProjectArgs {
 }
 
 /// Outputs of `vercel:Project`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct ProjectOutputs {
     /// The project id, `prj_…` (also the resource's id).
     pub id: String,

@@ -48,7 +48,7 @@ pub enum PromotionMode {
 }
 
 /// Arguments of `vercel:Promotion`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct PromotionArgs {
     /// The project's id (wire `project.id()`).
     #[sw(replace)]
@@ -81,7 +81,7 @@ impl PromotionArgs {
 }
 
 /// Outputs of `vercel:Promotion`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct PromotionOutputs {
     /// The production deployment.
     pub deployment_id: String,

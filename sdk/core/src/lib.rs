@@ -7,6 +7,7 @@ pub mod output;
 pub mod path;
 pub mod provider;
 pub mod resource;
+pub mod secret;
 pub mod value;
 
 pub use diff::{ChangeKind, DiffOptions, PropertyChange, apply_changes, diff};
@@ -17,5 +18,6 @@ pub use provider::{
     CheckFailure, Created, ErasedHandler, Found, Handler, Observed, OpContext, Provider, RawState, Stored,
 };
 pub use resource::{Args, FieldSchema, Outputs, Resource, ResourceRef};
+pub use secret::Secret;
 pub use stackwright_derive::{Args, Outputs};
 pub use value::Value;

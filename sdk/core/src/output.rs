@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::path::Path;
-use crate::value::{contains_unknown, reveal, secret, unknown};
+use crate::value::{contains_secret, contains_unknown, redact, reveal, secret, unknown};
 
 /// The unique name of a resource within a stack.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -129,9 +129,11 @@ impl<T> Clone for Output<T> {
 impl<T> fmt::Debug for Output<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let deps: Vec<&str> = self.node.deps.iter().map(Urn::as_str).collect();
+        // A secret output shows neither its value nor anything derived from it.
         match &self.node.source {
             Source::Known(_) if self.node.secret => write!(f, "Output([secret])"),
-            Source::Known(v) => write!(f, "Output({v})"),
+            Source::Known(v) => write!(f, "Output({})", redact(v)),
+            _ if self.node.secret => write!(f, "Output([secret] from {deps:?})"),
             _ => write!(f, "Output(from {deps:?})"),
         }
     }
@@ -200,20 +202,23 @@ fn evaluate_node(node: &Node, resolver: &dyn Resolve) -> Result<Value, String> {
 }
 
 impl<T> Output<T> {
-    /// An output from a property value known now; a secret wrapper makes it a secret output.
+    /// An output from a property value known now; a secret wrapper anywhere inside makes it a
+    /// secret output (the wrappers are removed, so the whole value is treated as secret).
     /// Used for values read from elsewhere, such as another stack's outputs.
     pub fn from_value(value: Value) -> Self {
-        let secret_now = crate::value::is_secret(&value);
+        let secret_now = contains_secret(&value);
         let plain = reveal(value).0;
         Self::from_node(BTreeSet::new(), secret_now, Source::Known(plain))
     }
 }
 
 impl<T: Serialize> Output<T> {
-    /// An output whose value is known now.
+    /// An output whose value is known now. It is secret if the value holds a
+    /// [`crate::Secret`].
     pub fn new(value: T) -> Self {
         let v = serde_json::to_value(value).unwrap_or(Value::Null);
-        Self::from_node(BTreeSet::new(), false, Source::Known(v))
+        let secret_now = contains_secret(&v);
+        Self::from_node(BTreeSet::new(), secret_now, Source::Known(reveal(v).0))
     }
 
     /// A secret output whose value is known now.
@@ -471,6 +476,46 @@ mod tests {
         let resolver: Arc<dyn Resolve> = Arc::new(Fixed(HashMap::from([(web, json!({"name": "site"}))])));
         let value = resolve_with(resolver, || serde_json::to_value(&args).unwrap());
         assert_eq!(value, json!({"name": "site-api", "port": 80}));
+    }
+
+    const CANARY: &str = "canary-\"q\"\\b\ne\tx é🦀 &=+ %/";
+
+    fn assert_hidden(text: &str) {
+        assert!(!text.contains("canary") && !text.contains("\"ab\"") && text.contains("[secret]"), "{text}");
+    }
+
+    #[test]
+    fn debug_of_secret_outputs_and_inputs_never_shows_the_value() {
+        for value in [CANARY, "ab"] {
+            let known = Output::secret(value.to_owned());
+            let mapped = known.map(|v| json!({ "nested": { "pw": v } }));
+            let from_nested = Output::<Value>::from_value(json!({"a": {"b": secret(json!(value))}}));
+            let from_new = Output::new(json!({"a": secret(json!(value))}));
+            let input: Input<String> = known.clone().into();
+            let with_deps = Output::<String>::field(&Urn::from("db"), "pw").into_secret();
+            for text in [
+                format!("{known:?}"),
+                format!("{mapped:?}"),
+                format!("{from_nested:?}"),
+                format!("{from_new:?}"),
+                format!("{input:?}"),
+                format!("{:?}", Input::<String>::from(with_deps.clone())),
+                format!("{:#?}", Some(&input)),
+            ] {
+                assert_hidden(&text);
+            }
+            assert!(from_nested.is_secret() && from_new.is_secret());
+            assert_eq!(format!("{with_deps:?}"), "Output([secret] from [\"db\"])");
+        }
+        assert_eq!(format!("{:?}", Output::new("plain".to_owned())), "Output(\"plain\")");
+        assert_eq!(format!("{:?}", Input::Value(3)), "3");
+    }
+
+    #[test]
+    fn a_nested_secret_read_from_elsewhere_stays_secret_when_resolved() {
+        let out = Output::<Value>::from_value(json!({"a": {"b": secret(json!(CANARY))}}));
+        let v = out.evaluate(&Fixed(HashMap::new())).unwrap();
+        assert_eq!(v, secret(json!({"a": {"b": CANARY}})));
     }
 
     #[test]

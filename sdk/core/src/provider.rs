@@ -146,7 +146,11 @@ pub trait Handler<R: Resource>: Send + Sync + 'static {
 }
 
 /// A resource's id, arguments and outputs as plain JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` shows the id and the shape of the arguments and outputs (keys, and the type of
+/// each value) but no value: a `RawState` crosses the provider boundary with its secrets
+/// revealed, so nothing in it says which values were secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawState {
     /// The provider's id.
     pub id: String,
@@ -154,6 +158,29 @@ pub struct RawState {
     pub args: Value,
     /// The outputs.
     pub outputs: Value,
+}
+
+/// `v` with every scalar replaced by the name of its type, and markers as
+/// [`crate::value::redact`] shows them.
+fn outline(v: &Value) -> Value {
+    if crate::value::is_secret(v) || crate::value::is_unknown(v) {
+        return crate::value::redact(v);
+    }
+    match v {
+        Value::Array(items) => Value::Array(items.iter().map(outline).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), outline(v))).collect()),
+        other => Value::String(shape(other).to_owned()),
+    }
+}
+
+impl std::fmt::Debug for RawState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawState")
+            .field("id", &self.id)
+            .field("args", &format_args!("{}", outline(&self.args)))
+            .field("outputs", &format_args!("{}", outline(&self.outputs)))
+            .finish()
+    }
 }
 
 /// A handler with its types erased, as the engine sees it.
@@ -196,9 +223,60 @@ struct Typed<R, H> {
     _resource: PhantomData<fn() -> R>,
 }
 
+/// The JSON type of a value, said in words, in place of the value itself.
+fn shape(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Why `v` does not deserialize as `T`: the field path (when serde can tell) and a message that
+/// names the expected type but never quotes a value. The values reaching a handler have their
+/// secrets revealed, and serde's own messages quote them (`invalid type: string "hunter2",
+/// expected u32`).
+fn mismatch<T: serde::de::DeserializeOwned>(v: &Value) -> (Option<Path>, String) {
+    let Err(err) = serde_path_to_error::deserialize::<_, T>(v) else {
+        return (None, "a value that is not accepted".to_owned());
+    };
+    let mut path = Path::root();
+    for segment in err.path().iter() {
+        match segment {
+            serde_path_to_error::Segment::Map { key } => path = path.key(key),
+            serde_path_to_error::Segment::Seq { index } => path = path.index(*index),
+            _ => break,
+        }
+    }
+    let found = path.get(v).map(shape);
+    let inner = err.into_inner().to_string();
+    // Of serde's messages only these two carry no value: they name fields of the type.
+    let detail = if inner.starts_with("missing field `") || inner.starts_with("unknown field `") {
+        match inner.split_once(", expected") {
+            Some((head, _)) => head.to_owned(),
+            None => inner,
+        }
+    } else {
+        let expected = inner.rsplit_once(", expected ").map(|(_, e)| e.trim_end_matches('.'));
+        match (found, expected) {
+            (Some(found), Some(expected)) => format!("found {found}, expected {expected}"),
+            (None, Some(expected)) => format!("expected {expected}"),
+            (Some(found), None) => format!("{found} that is not accepted here"),
+            (None, None) => "a value that is not accepted here".to_owned(),
+        }
+    };
+    let at = if path.0.is_empty() { "at the top level".to_owned() } else { format!("at `{path}`") };
+    let path = (!path.0.is_empty()).then_some(path);
+    (path, format!("{at}: {detail} (the value is not shown, as it may be secret)"))
+}
+
 fn from_json<T: serde::de::DeserializeOwned>(what: &str, token: &str, v: &Value) -> Result<T, ProviderError> {
-    T::deserialize(v).map_err(|e| {
-        ProviderError::invalid_input(format!("{token}: the {what} do not match the resource's schema: {e}"))
+    T::deserialize(v).map_err(|_| {
+        let (_, why) = mismatch::<T>(v);
+        ProviderError::invalid_input(format!("{token}: the {what} do not match the resource's schema {why}"))
     })
 }
 
@@ -240,7 +318,10 @@ impl<R: Resource, H: Handler<R>> ErasedHandler for Typed<R, H> {
     fn check(&self, args: &Value) -> Vec<CheckFailure> {
         match R::Args::deserialize(args) {
             Ok(a) => self.handler.check(&a),
-            Err(e) => vec![CheckFailure { path: None, message: format!("arguments do not match {}: {e}", R::TYPE) }],
+            Err(_) => {
+                let (path, why) = mismatch::<R::Args>(args);
+                vec![CheckFailure { path, message: format!("arguments do not match {} {why}", R::TYPE) }]
+            }
         }
     }
     async fn create(&self, ctx: &OpContext, args: &Value) -> Result<(String, Value), ProviderError> {
@@ -342,6 +423,16 @@ impl Provider {
     /// The resource types this provider handles.
     pub fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.handlers.keys().copied()
+    }
+}
+
+impl<O> Found<O> {
+    /// The object found, if one was.
+    pub fn object(self) -> Option<Created<O>> {
+        match self {
+            Found::Object(c) => Some(c),
+            Found::Absent | Found::Unknown => None,
+        }
     }
 }
 

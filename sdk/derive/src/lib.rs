@@ -80,9 +80,33 @@ fn schema(fields: &[Field]) -> Tokens {
     }
 }
 
-/// Implements `stackwright_core::Args` for a struct of resource arguments.
+/// A `Debug` impl that prints `[secret]` in place of every `#[sw(secret)]` field, so that
+/// arguments and outputs (which reach a provider with their secrets revealed) can be logged.
+fn redacting_debug(name: &syn::Ident, fields: &[Field]) -> Tokens {
+    let name_text = name.to_string();
+    let entries = fields.iter().map(|f| {
+        let ident = &f.ident;
+        let label = ident.to_string().trim_start_matches("r#").to_owned();
+        if f.secret {
+            quote! { .field(#label, &::core::format_args!("[secret]")) }
+        } else {
+            quote! { .field(#label, &self.#ident) }
+        }
+    });
+    quote! {
+        impl ::core::fmt::Debug for #name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#name_text) #(#entries)* .finish()
+            }
+        }
+    }
+}
+
+/// Implements `stackwright_core::Args` and a redacting `Debug` for a struct of resource
+/// arguments (so do not also derive `Debug`).
 ///
-/// Field attributes: `#[sw(replace)]` (a change forces replacement), `#[sw(secret)]`.
+/// Field attributes: `#[sw(replace)]` (a change forces replacement), `#[sw(secret)]` (shown as
+/// `[secret]` by `Debug`, encrypted in state).
 #[proc_macro_derive(Args, attributes(sw))]
 pub fn derive_args(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -92,19 +116,22 @@ pub fn derive_args(input: TokenStream) -> TokenStream {
     };
     let name = &input.ident;
     let schema = schema(&fields);
+    let debug = redacting_debug(name, &fields);
     quote! {
         impl ::stackwright_core::Args for #name {
             #schema
         }
+        #debug
     }
     .into()
 }
 
-/// Implements `stackwright_core::Outputs` for a struct of resource outputs and generates
-/// `<Name>Refs`, a struct with one typed `Output` per field for wiring.
+/// Implements `stackwright_core::Outputs` and a redacting `Debug` (so do not also derive
+/// `Debug`) for a struct of resource outputs, and generates `<Name>Refs`, a struct with one
+/// typed `Output` per field for wiring.
 ///
-/// Field attributes: `#[sw(secret)]`, `#[sw(computed)]` (unknown until a create or update
-/// returns).
+/// Field attributes: `#[sw(secret)]` (shown as `[secret]` by `Debug`), `#[sw(computed)]`
+/// (unknown until a create or update returns).
 #[proc_macro_derive(Outputs, attributes(sw))]
 pub fn derive_outputs(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -116,6 +143,7 @@ pub fn derive_outputs(input: TokenStream) -> TokenStream {
     let vis = &input.vis;
     let refs = format_ident!("{}Refs", name);
     let schema = schema(&fields);
+    let debug = redacting_debug(name, &fields);
     let doc = format!("Typed outputs of a resource whose outputs are [`{name}`], for wiring into other resources.");
     let decls = fields.iter().map(|f| {
         let (ident, ty) = (&f.ident, &f.ty);
@@ -140,6 +168,8 @@ pub fn derive_outputs(input: TokenStream) -> TokenStream {
                 #refs { #(#inits),* }
             }
         }
+
+        #debug
     }
     .into()
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use stackwright_core::Output;
+use stackwright_core::{Output, Secret};
 use stackwright_state::Cipher;
 
 /// A configuration value the program cannot use.
@@ -109,13 +109,16 @@ impl ConfigFile {
     }
 }
 
+/// A secret entry is held as a [`Secret`], so the derived `Debug` of [`Config`] shows
+/// `[secret]` in its place.
 #[derive(Debug, Clone)]
 enum Entry {
     Plain(Value),
-    Secret(Value),
+    Secret(Secret<Value>),
 }
 
-/// A stack's configuration as the program sees it.
+/// A stack's configuration as the program sees it. Its `Debug` shows secret entries as
+/// `[secret]`.
 #[derive(Debug, Clone)]
 pub struct Config {
     stack: String,
@@ -153,7 +156,7 @@ impl Config {
                     let plain = cipher.decrypt(ciphertext).map_err(secret_err)?;
                     let v = serde_json::from_slice(&plain)
                         .map_err(|_| secret_err(stackwright_state::SecretsError::Tampered))?;
-                    Entry::Secret(v)
+                    Entry::Secret(Secret::new(v))
                 }
                 None => Entry::Plain(serde_json::to_value(&value).unwrap_or(Value::Null)),
             };
@@ -166,7 +169,7 @@ impl Config {
     pub fn from_values(stack: &str, plain: BTreeMap<String, Value>, secret: BTreeMap<String, Value>) -> Self {
         let mut c = Config::empty(stack);
         c.entries.extend(plain.into_iter().map(|(k, v)| (k, Entry::Plain(v))));
-        c.entries.extend(secret.into_iter().map(|(k, v)| (k, Entry::Secret(v))));
+        c.entries.extend(secret.into_iter().map(|(k, v)| (k, Entry::Secret(Secret::new(v)))));
         c
     }
 
@@ -216,11 +219,25 @@ impl Config {
     pub fn get_secret<T: DeserializeOwned + Serialize>(&self, key: &str) -> Result<Option<Output<T>>, ConfigError> {
         match self.entries.get(key) {
             None => Ok(None),
-            Some(Entry::Secret(v)) | Some(Entry::Plain(v)) => {
-                let t: T = self.typed(key, v, true)?;
-                Ok(Some(Output::secret(t)))
-            }
+            Some(Entry::Secret(v)) => Ok(Some(Output::secret(self.typed(key, v.expose(), true)?))),
+            Some(Entry::Plain(v)) => Ok(Some(Output::secret(self.typed(key, v, true)?))),
         }
+    }
+
+    /// A secret value itself, for code that needs it now (a provider's token, say), or `None`
+    /// if it is not set. It is wrapped as a [`Secret`], which formatting shows as `[secret]`;
+    /// for wiring into resources use [`Config::get_secret`], which keeps it a secret output.
+    pub fn get_secret_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Secret<T>>, ConfigError> {
+        match self.entries.get(key) {
+            None => Ok(None),
+            Some(Entry::Secret(v)) => self.typed(key, v.expose(), true).map(|t| Some(Secret::new(t))),
+            Some(Entry::Plain(v)) => self.typed(key, v, true).map(|t| Some(Secret::new(t))),
+        }
+    }
+
+    /// A secret value itself; an error if it is not set. See [`Config::get_secret_value`].
+    pub fn require_secret_value<T: DeserializeOwned>(&self, key: &str) -> Result<Secret<T>, ConfigError> {
+        self.get_secret_value(key)?.ok_or_else(|| self.missing(key, true))
     }
 
     /// A secret value as a secret output; an error if it is not set.
@@ -237,7 +254,7 @@ impl Config {
     pub fn raw(&self, key: &str) -> Option<(&Value, bool)> {
         self.entries.get(key).map(|e| match e {
             Entry::Plain(v) => (v, false),
-            Entry::Secret(v) => (v, true),
+            Entry::Secret(v) => (v.expose(), true),
         })
     }
 }
@@ -283,6 +300,37 @@ mod tests {
         assert!(!e.contains("canary"), "{e}");
         assert!(c.require_secret::<String>("db_password").unwrap().is_secret());
         assert_eq!(c.get_or("absent", 5u32).unwrap(), 5);
+    }
+
+    #[test]
+    fn debug_of_config_and_secret_values_shows_no_secret_even_a_short_one() {
+        let canary = "canary-\"q\"\\b\ne\tx é🦀 &=+ %/";
+        let c = Config::from_values(
+            "prod",
+            BTreeMap::from([("region".into(), json!("eu-west-1"))]),
+            BTreeMap::from([
+                ("db_password".into(), json!(canary)),
+                ("pin".into(), json!("ab")),
+                ("nested".into(), json!({"deep": [canary]})),
+            ]),
+        );
+        let texts = [
+            format!("{c:?}"),
+            format!("{c:#?}"),
+            format!("{:?}", c.require_secret_value::<String>("pin").unwrap()),
+            format!("{}", c.require_secret_value::<String>("db_password").unwrap()),
+            format!("{:?}", c.get_secret_value::<Value>("nested").unwrap()),
+            format!("{:?}", c.require_secret::<String>("pin").unwrap()),
+        ];
+        for text in &texts {
+            assert!(!text.contains("canary") && !text.contains("\"ab\""), "{text}");
+            assert!(text.contains("[secret]"), "{text}");
+        }
+        assert!(texts[0].contains("eu-west-1") && texts[0].contains("db_password"), "{}", texts[0]);
+        assert_eq!(c.require_secret_value::<String>("pin").unwrap().expose(), "ab");
+        assert_eq!(c.raw("db_password"), Some((&json!(canary), true)));
+        let e = c.require_secret_value::<u32>("db_password").unwrap_err().to_string();
+        assert!(!e.contains("canary") && e.contains("db_password"), "{e}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! Panics in code the engine calls — provider calls and the program's `Output::map` closures —
-//! fail that one step instead of the process. While such code runs, the panic hook stays quiet
-//! (its default text would print the panic message, which may carry a secret, on stderr); the
-//! message is returned to the caller, which scrubs it and reports it against the resource.
+//! Panics in code the SDK calls — the user's program, its `Output::map` closures, provider calls —
+//! fail that one thing (the program, or one step) instead of the process. While such code runs,
+//! the panic hook stays quiet (its default text would print the panic message, which may carry a
+//! secret, on stderr) and only notes where the panic happened; the message and place are returned
+//! to the caller, which scrubs them and reports them against the program or the resource.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
@@ -15,18 +16,23 @@ use futures::FutureExt;
 
 thread_local! {
     static CATCHING: Cell<u32> = const { Cell::new(0) };
+    /// Where the last panic caught on this thread happened, noted by the hook.
+    static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 static HOOK: Once = Once::new();
 
-/// Installs (once per process) a panic hook that is silent while a catching region runs on the
-/// panicking thread and defers to the previous hook otherwise.
-fn install_hook() {
+/// Installs (once per process) a panic hook that only notes the location while a catching region
+/// runs on the panicking thread and defers to the previous hook otherwise.
+pub(crate) fn install_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if CATCHING.with(Cell::get) == 0 {
                 previous(info);
+            } else {
+                let at = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                LOCATION.with(|l| *l.borrow_mut() = at);
             }
         }));
     });
@@ -47,14 +53,18 @@ impl Drop for Region {
     }
 }
 
-/// The text of a panic payload.
+/// The text of a caught panic: its message and, when the hook saw it, where it happened.
 pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
         "a panic without a message".to_owned()
+    };
+    match LOCATION.with(|l| l.borrow_mut().take()) {
+        Some(at) => format!("{text} (at {at})"),
+        None => text,
     }
 }
 
@@ -89,7 +99,8 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_its_message() {
-        assert_eq!(catch(|| -> u32 { panic!("boom {}", 7) }), Err("boom 7".to_string()));
+        let err = catch(|| -> u32 { panic!("boom {}", 7) }).unwrap_err();
+        assert!(err.starts_with("boom 7 (at ") && err.contains("panics.rs"), "{err}");
         assert_eq!(catch(|| 3), Ok(3));
     }
 
@@ -100,6 +111,6 @@ mod tests {
             panic!("late");
         })
         .await;
-        assert_eq!(r, Err::<(), _>("late".to_string()));
+        assert!(r.unwrap_err().starts_with("late"));
     }
 }

@@ -5,9 +5,11 @@
 //! Environment: `SW_WORLD` (world directory, required), `SW_N` (resources, default 30),
 //! `SW_GEN` (generation: changes values, replaces some items, removes some), `SW_LATENCY_MS`,
 //! `SW_FAIL_AT` (fail the Nth provider call), `SW_FAIL_KIND` (`invalid_input`, default transient),
-//! `SW_ERROR_RATE` (random errors). A secret config key `db_password` is threaded into resources.
-//! `SW_REQUIRE_CONFIG` names a plain config key the program requires; `SW_MISTAKE` adds a
-//! declaration mistake (`cycle`, `duplicate`, `no_provider`) or makes the program `panic`.
+//! `SW_ERROR_RATE` (random errors), `SW_ECHO_ESCAPED` (injected errors echo the request JSON- and
+//! URL-encoded, and the first item's value nests the secret). A secret config key `db_password`
+//! is threaded into resources. `SW_REQUIRE_CONFIG` names a plain config key the program requires;
+//! `SW_MISTAKE` adds a declaration mistake (`cycle`, `duplicate`, `no_provider`) or makes the
+//! program `panic`.
 
 use std::time::Duration;
 
@@ -35,6 +37,7 @@ fn main() -> std::process::ExitCode {
             _ => ErrorKind::Transient,
         },
         seed: env("SW_SEED", 1),
+        echo_escaped: std::env::var_os("SW_ECHO_ESCAPED").is_some(),
         ..Faults::default()
     };
     let provider = TestProvider::new(World::directory(world), faults);
@@ -47,7 +50,12 @@ fn main() -> std::process::ExitCode {
         let mut items: Vec<stackwright::ResourceRef<Item>> = Vec::with_capacity(count);
         for i in 0..count {
             let value: Input<serde_json::Value> = if i == 0 {
-                json!({ "gen": generation, "i": 0 }).into()
+                match &password {
+                    Some(pw) if std::env::var_os("SW_ECHO_ESCAPED").is_some() => {
+                        pw.map(move |p| json!({ "gen": generation, "i": 0, "nested": { "password": p } })).into()
+                    }
+                    _ => json!({ "gen": generation, "i": 0 }).into(),
+                }
             } else {
                 let parent = &items[(i - 1) / 2];
                 parent.value.map(move |p| json!({ "gen": p["gen"], "i": i })).into()

@@ -104,8 +104,8 @@ async fn a_retried_create_and_crash_recovery_recognise_only_their_own_objects() 
         let err = handler.create(&ctx("op-other"), args).await.expect_err("a different operation conflicts");
         assert_eq!(err.kind, ErrorKind::Conflict, "{type_token}: {err}");
         // Crash recovery adopts it only for the operation that made it.
-        assert_eq!(handler.find(&ctx("op-first"), args).await.unwrap().map(|(id, _)| id), Some(id.clone()));
-        assert!(handler.find(&ctx("op-other"), args).await.unwrap().is_none(), "{type_token}");
+        assert_eq!(handler.find(&ctx("op-first"), args).await.unwrap().object().map(|c| c.id), Some(id.clone()));
+        assert!(handler.find(&ctx("op-other"), args).await.unwrap().object().is_none(), "{type_token}");
     }
     let comment =
         one("postgres", "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", &[&role]).await;

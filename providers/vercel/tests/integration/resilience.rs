@@ -71,7 +71,7 @@ async fn two_hundred_variables_apply_under_a_rate_limit_without_duplicates() {
     .expect("args serialize");
     let ctx = OpContext { urn: Urn::from("var-0"), stack: STACK.into(), operation_id: "op-find".into() };
     let before = h.stats().requests("GET /v10/projects/{id_or_name}/env");
-    let (id, _) = handler.find(&ctx, &args).await.expect("find runs").expect("found");
+    let id = handler.find(&ctx, &args).await.expect("find runs").object().expect("found").id;
     assert_eq!(id, h.id("var-0").await);
     assert!(h.stats().requests("GET /v10/projects/{id_or_name}/env") - before >= 2, "more than one page was read");
 

@@ -18,7 +18,7 @@ impl Resource for Data {
 }
 
 /// Arguments of `Data`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct DataArgs {
     /// The value to store; it is echoed as `output`.
     #[serde(default)]
@@ -43,7 +43,7 @@ impl DataArgs {
 }
 
 /// Outputs of `Data`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct DataOutputs {
     /// The stored input.
     pub output: Value,

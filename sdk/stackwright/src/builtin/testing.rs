@@ -27,7 +27,7 @@ impl Resource for Item {
 }
 
 /// Arguments of `test:Item`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Args)]
+#[derive(Clone, Default, Serialize, Deserialize, Args)]
 pub struct ItemArgs {
     /// Any value; updated in place.
     #[serde(default)]
@@ -43,7 +43,7 @@ pub struct ItemArgs {
 }
 
 /// Outputs of `test:Item`.
-#[derive(Debug, Clone, Serialize, Deserialize, Outputs)]
+#[derive(Clone, Serialize, Deserialize, Outputs)]
 pub struct ItemOutputs {
     /// The stored value.
     pub value: Value,
@@ -192,6 +192,10 @@ pub struct Faults {
     pub panic_at_call: Option<u64>,
     /// The first this many `read`, `find` and `import` calls fail with a transient error.
     pub read_failures: u64,
+    /// Injected errors also echo the request the way real APIs do: as a JSON body (the
+    /// secret JSON-escaped, the `value` argument as nested JSON) and as a URL (the secret
+    /// percent-encoded with `%20` and form-encoded with `+`).
+    pub echo_escaped: bool,
 }
 
 impl Default for Faults {
@@ -211,6 +215,7 @@ impl Default for Faults {
             lose_answer_at_call: None,
             panic_at_call: None,
             read_failures: 0,
+            echo_escaped: false,
         }
     }
 }
@@ -387,6 +392,18 @@ impl ItemHandler {
     }
 }
 
+/// What an injected error quotes of a create or update request (see [`Faults::echo_escaped`]).
+fn echo_request(faults: &Faults, args: &ItemArgs) -> Option<String> {
+    let secret = args.secret.as_ref().map(|s| s.get().as_str())?;
+    if !faults.echo_escaped {
+        return Some(secret.to_owned());
+    }
+    let body = serde_json::json!({ "secret": secret, "value": args.value.get() });
+    let path = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC);
+    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("secret", secret).finish();
+    Some(format!("{secret}, body {body}, url https://api.test/items/{path}?{query}"))
+}
+
 fn outputs(item: &WorldItem) -> ItemOutputs {
     ItemOutputs { value: item.value.clone(), revision: item.revision, token: item.token.clone() }
 }
@@ -402,8 +419,8 @@ fn args_of(item: &WorldItem) -> ItemArgs {
 #[async_trait]
 impl Handler<Item> for ItemHandler {
     async fn create(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Created<ItemOutputs>, ProviderError> {
-        let echo = args.secret.as_ref().map(|s| s.get().as_str());
-        self.call("create", ctx.urn.as_str(), true, echo, || {
+        let echo = echo_request(&self.state.faults, args);
+        self.call("create", ctx.urn.as_str(), true, echo.as_deref(), || {
             let faults = &self.state.faults;
             let key = args.key.as_ref().map(|k| k.get().clone());
             if faults.unique_keys
@@ -452,8 +469,8 @@ impl Handler<Item> for ItemHandler {
         args: &ItemArgs,
         _changes: &[PropertyChange],
     ) -> Result<ItemOutputs, ProviderError> {
-        let echo = args.secret.as_ref().map(|s| s.get().as_str());
-        self.call("update", ctx.urn.as_str(), true, echo, || {
+        let echo = echo_request(&self.state.faults, args);
+        self.call("update", ctx.urn.as_str(), true, echo.as_deref(), || {
             let mut item = self
                 .state
                 .world

@@ -74,7 +74,7 @@ where
             return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
-    panics::install_hook();
+    crate::panics::install_hook();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("STACKWRIGHT_LOG"))
         .with_writer(std::io::stderr)
