@@ -76,6 +76,9 @@ pub(super) enum StackCommand {
         /// The new name.
         new_name: String,
     },
+    /// Operations of interrupted runs whose outcome is not yet known.
+    #[command(subcommand)]
+    Pending(PendingCommand),
     /// Show the stack's update history.
     History {
         /// Print JSON.
@@ -251,4 +254,25 @@ pub(super) enum GraphFormat {
     Dot,
     /// A Mermaid flowchart (renders in Markdown on GitHub and GitLab).
     Mermaid,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum PendingCommand {
+    /// List the stack's pending operations (what was started, on which resource, when).
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Say what became of an interrupted create the provider cannot settle by itself.
+    Resolve {
+        /// The resource.
+        name: String,
+        /// It made the object with this provider id: adopt it.
+        #[arg(long, value_name = "ID", conflicts_with = "absent", required_unless_present = "absent")]
+        created: Option<String>,
+        /// It made nothing.
+        #[arg(long)]
+        absent: bool,
+    },
 }

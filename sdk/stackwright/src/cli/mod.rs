@@ -35,7 +35,7 @@ async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::up(&ctx, flag, &program, args).await,
         Command::Destroy(args) => up::destroy(&ctx, flag, &program, args).await,
         Command::Refresh(args) => refresh::run(&ctx, flag, &program, args).await,
-        Command::Stack(command) => stack::run(&ctx, flag, command).await,
+        Command::Stack(command) => stack::run(&ctx, flag, &program, command).await,
         Command::State(command) => state::run(&ctx, flag, command).await,
         Command::Output(args) => output::run(&ctx, flag, args).await,
         Command::Config(command) => config::run(&ctx, flag, command).await,
