@@ -291,7 +291,8 @@ impl Engine {
                 | EngineError::Policy(_)
                 | EngineError::ProviderMissing(_)
                 | EngineError::Unschedulable(_)
-                | EngineError::Uncertain(_),
+                | EngineError::Uncertain(_)
+                | EngineError::PlanMismatch(_),
             ) => ("refused", BTreeMap::new()),
             Err(_) => ("failed", BTreeMap::new()),
             Ok((_, _, None, _)) => ("cancelled", BTreeMap::new()),
@@ -646,7 +647,20 @@ fn checked_plan(
     if !planned.orphaned.is_empty() {
         return Err(EngineError::ProviderMissing(planned.orphaned));
     }
-    let violations = crate::policy::evaluate(&prepared.policies, stack, &prepared.config, &planned.plan);
+    // Policies see revealed inputs, so their messages may quote a secret.
+    let mut secrets = Vec::new();
+    for step in &planned.plan.steps {
+        if let Some(inputs) = &step.inputs {
+            stackwright_core::value::secret_strings(inputs, &mut secrets);
+        }
+    }
+    let violations: Vec<_> = crate::policy::evaluate(&prepared.policies, stack, &prepared.config, &planned.plan)
+        .into_iter()
+        .map(|mut v| {
+            v.message = stackwright_core::value::scrub(&v.message, &secrets);
+            v
+        })
+        .collect();
     let (mandatory, advisory): (Vec<_>, Vec<_>) =
         violations.into_iter().partition(|v| v.enforcement == crate::policy::Enforcement::Mandatory);
     if !mandatory.is_empty() {
