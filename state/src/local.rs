@@ -708,6 +708,9 @@ mod tests {
 
         let holder = b.unlock("dev", true).await.unwrap().expect("the holder is named");
         assert_eq!(holder.command, "up (stuck)");
+        // Fenced off at once, before anyone else takes the lock.
+        let refused = b.write_snapshot(&StackState::new("dev"), old.token()).await;
+        assert!(matches!(refused, Err(StateError::LockLost { .. })), "{refused:?}");
         let new = b.lock("dev", LockInfo::current("up")).await.expect("the lock is free after --force");
         assert!(new.token() > old.token());
 
