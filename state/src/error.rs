@@ -41,7 +41,7 @@ pub enum StateError {
     },
     /// Another run holds the stack's lock.
     #[error(
-        "stack `{stack}` is locked by {holder}. Wait for that run to finish; if it is dead, run `stack unlock --stack {stack}`"
+        "stack `{stack}` is locked by {holder}. Wait for that run to finish; if it is gone, `stack unlock --stack {stack}` clears its lock, and if it is hung, `stack unlock --force --stack {stack}` takes the lock from it"
     )]
     Locked {
         /// The stack.

@@ -832,7 +832,11 @@ mod tests {
         let old_token = old.token();
         drop((old, new));
         let next = b.lock("prod", LockInfo::current("up")).await.unwrap();
-        assert_eq!(next.token(), old_token + 1, "tokens keep growing across the rename (they name runs in the history)");
+        assert_eq!(
+            next.token(),
+            old_token + 1,
+            "tokens keep growing across the rename (they name runs in the history)"
+        );
     }
 
     #[tokio::test]

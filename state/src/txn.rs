@@ -320,7 +320,8 @@ mod tests {
         fs::write(&a, "old a").unwrap();
         fs::write(&c, "old c").unwrap();
         let staged = dir.path().join(format!("a{STAGED_SUFFIX}"));
-        let intent = |committed| Intent { committed, renames: vec![(staged.clone(), a.clone())], removes: vec![c.clone()] };
+        let intent =
+            |committed| Intent { committed, renames: vec![(staged.clone(), a.clone())], removes: vec![c.clone()] };
 
         fs::write(&staged, "new a").unwrap();
         write_intent(&dir.path().join(".txn-1.json"), &intent(false)).unwrap();

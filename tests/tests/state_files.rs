@@ -259,20 +259,20 @@ fn stack_rename_killed_at_any_write_leaves_the_stack_wholly_old_or_wholly_new() 
 
 #[test]
 fn change_passphrase_killed_at_any_write_leaves_exactly_one_passphrase_working() {
-    let writes = kill_at_every_write(&["stack", "change-passphrase", "--stack", "dev"], true, |p, completed, before| {
-        let old = p.run_with(PASSPHRASE, &["output", "--stack", "dev", "--json", "--show-secrets"]);
-        let new = p.run_with(NEW_PASSPHRASE, &["output", "--stack", "dev", "--json", "--show-secrets"]);
-        assert!(old.status.success() != new.status.success(), "old: {}\nnew: {}", text(&old), text(&new));
-        let (working, wrong) = if old.status.success() { (PASSPHRASE, &new) } else { (NEW_PASSPHRASE, &old) };
-        assert!(!completed || working == NEW_PASSPHRASE, "a completed change leaves the new passphrase");
-        assert!(text(wrong).contains("passphrase is wrong"), "{}", text(wrong));
-        assert_eq!(&Snapshot::take(p, "dev", working), before, "with the {working:?} passphrase");
-        // The state opens with the same passphrase as the configuration: no half-changed stack.
-        let backend = common::project_backend(&p.state, &p.project, "dev", working);
-        let state: StackState = runtime().block_on(backend.load("dev")).unwrap().unwrap();
-        assert!(!state.resources.is_empty());
-    });
+    let writes =
+        kill_at_every_write(&["stack", "change-passphrase", "--stack", "dev"], true, |p, completed, before| {
+            let old = p.run_with(PASSPHRASE, &["output", "--stack", "dev", "--json", "--show-secrets"]);
+            let new = p.run_with(NEW_PASSPHRASE, &["output", "--stack", "dev", "--json", "--show-secrets"]);
+            assert!(old.status.success() != new.status.success(), "old: {}\nnew: {}", text(&old), text(&new));
+            let (working, wrong) = if old.status.success() { (PASSPHRASE, &new) } else { (NEW_PASSPHRASE, &old) };
+            assert!(!completed || working == NEW_PASSPHRASE, "a completed change leaves the new passphrase");
+            assert!(text(wrong).contains("passphrase is wrong"), "{}", text(wrong));
+            assert_eq!(&Snapshot::take(p, "dev", working), before, "with the {working:?} passphrase");
+            // The state opens with the same passphrase as the configuration: no half-changed stack.
+            let backend = common::project_backend(&p.state, &p.project, "dev", working);
+            let state: StackState = runtime().block_on(backend.load("dev")).unwrap().unwrap();
+            assert!(!state.resources.is_empty());
+        });
     eprintln!("stack change-passphrase: killed at each of its {writes} writes");
     assert!(writes >= 5, "the change took {writes} writes");
 }
-

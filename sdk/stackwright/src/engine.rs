@@ -231,7 +231,8 @@ impl Engine {
         let started_at = stackwright_state::backend::now_rfc3339();
         let mut prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let (lock, state) = self.begin(stack).await?;
-        self.record_history(stack, started_at.clone(), stackwright_state::STARTED, BTreeMap::new(), lock.token()).await?;
+        self.record_history(stack, started_at.clone(), stackwright_state::STARTED, BTreeMap::new(), lock.token())
+            .await?;
         let shared = Arc::new(Mutex::new(state.clone()));
         let journal = self.backend.open_journal(stack, state.serial, lock.token()).await?;
         let (writer, writer_task) = journal_writer::spawn(journal, shared.clone());
@@ -360,7 +361,8 @@ impl Engine {
         let started_at = stackwright_state::backend::now_rfc3339();
         let prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let (lock, state) = self.begin(stack).await?;
-        self.record_history(stack, started_at.clone(), stackwright_state::STARTED, BTreeMap::new(), lock.token()).await?;
+        self.record_history(stack, started_at.clone(), stackwright_state::STARTED, BTreeMap::new(), lock.token())
+            .await?;
         let shared = Arc::new(Mutex::new(state.clone()));
         let journal = self.backend.open_journal(stack, state.serial, lock.token()).await?;
         let (writer, writer_task) = journal_writer::spawn(journal, shared.clone());

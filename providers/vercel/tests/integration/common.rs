@@ -300,7 +300,12 @@ impl Harness {
                 retain_on_delete: false,
             },
         );
-        let lock = self.engine.backend().lock(&state.stack, stackwright::state::LockInfo::current("test seed")).await.expect("stack lock");
+        let lock = self
+            .engine
+            .backend()
+            .lock(&state.stack, stackwright::state::LockInfo::current("test seed"))
+            .await
+            .expect("stack lock");
         self.engine.backend().write_snapshot(&state, lock.token()).await.expect("snapshot written");
     }
 }
