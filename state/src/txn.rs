@@ -131,7 +131,18 @@ impl Transaction {
 /// Finishes or discards the transactions a crash left in `dir`: committed ones are rolled
 /// forward, uncommitted ones are discarded. Waits while a transaction is being committed.
 pub fn recover(dir: &Path) -> Result<(), StateError> {
-    if !dir.is_dir() {
+    // Look before locking: with nothing to recover, reading commands write nothing, so they
+    // also work on a read-only copy of the state.
+    let pending = match fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok()).any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(INTENT_PREFIX) && name != TXN_LOCK
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(StateError::io("listing", dir, e)),
+    };
+    if !pending {
         return Ok(());
     }
     let _guard = lock_txns(dir)?;
@@ -336,6 +347,14 @@ mod tests {
         assert_eq!(fs::read_to_string(&a).unwrap(), "new a");
         assert!(!c.exists());
         assert!(intent_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn recovery_with_nothing_to_do_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        recover(&dir.path().join("missing")).unwrap();
+        recover(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "not even the transaction lock file");
     }
 
     #[test]
