@@ -225,6 +225,7 @@ impl Harness {
             .await
             .expect("stack lock");
         self.engine.backend().write_snapshot(&state, lock.token()).await.expect("snapshot written");
+        drop(lock);
     }
 }
 

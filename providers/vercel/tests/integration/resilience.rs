@@ -234,6 +234,7 @@ async fn creates_interrupted_by_a_crash_are_adopted_on_the_next_run() {
         .await
         .expect("stack lock");
     h.engine.backend().write_snapshot(&state, lock.token()).await.expect("snapshot written");
+    drop(lock);
 
     let program = h.program(move |s| {
         let web = s.resource::<Project>("web", ProjectArgs::new("crashy"));
