@@ -58,7 +58,12 @@ pub fn validate_stack_name(name: &str) -> Result<(), StateError> {
 }
 
 /// A held stack lock; dropping it releases the lock.
-pub trait StackLock: Send + Sync {}
+pub trait StackLock: Send + Sync {
+    /// This holder's fencing token: a number that grows with every acquisition of the stack's
+    /// lock. Every write takes it, and a backend refuses a write whose token is no longer the
+    /// stack's current one (its lock was broken with `stack unlock --force`).
+    fn token(&self) -> u64;
+}
 
 /// An open journal. `append` returns only when the records are durable.
 #[async_trait]
@@ -76,22 +81,63 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String;
     /// Whether secrets can be stored (sealed by a secrets provider).
     fn seals_secrets(&self) -> bool;
-    /// Takes the stack's lock or fails with [`StateError::Locked`] naming the holder.
+    /// Takes the stack's lock, advancing its fencing token, or fails with
+    /// [`StateError::Locked`] naming the holder.
     async fn lock(&self, stack: &str, holder: LockInfo) -> Result<Box<dyn StackLock>, StateError>;
-    /// Breaks the stack's lock; returns the holder it had, if known.
-    async fn force_unlock(&self, stack: &str) -> Result<Option<LockInfo>, StateError>;
+    /// Breaks the stack's lock and returns the holder it had, if known. Without `force` it
+    /// refuses with [`StateError::HeldByLiveHolder`] while a live holder has the lock; with
+    /// `force` it first advances the fencing token, so that the old holder's later writes are
+    /// refused with [`StateError::LockLost`], then clears the lock.
+    async fn unlock(&self, stack: &str, force: bool) -> Result<Option<LockInfo>, StateError>;
     /// Loads the stack (snapshot plus journal), or `None` if it has no state yet.
     async fn load(&self, stack: &str) -> Result<Option<StackState>, StateError>;
-    /// Atomically replaces the snapshot with `state` and starts an empty journal after it.
-    async fn write_snapshot(&self, state: &StackState) -> Result<u64, StateError>;
-    /// Opens the journal that continues the snapshot with serial `base_serial`.
-    async fn open_journal(&self, stack: &str, base_serial: u64) -> Result<Box<dyn Journal>, StateError>;
+    /// Atomically replaces the snapshot with `state` and starts an empty journal after it;
+    /// `token` is the fencing token of the lock held on the stack.
+    async fn write_snapshot(&self, state: &StackState, token: u64) -> Result<u64, StateError>;
+    /// Opens the journal that continues the snapshot with serial `base_serial`; every append
+    /// checks the fencing token `token`.
+    async fn open_journal(&self, stack: &str, base_serial: u64, token: u64) -> Result<Box<dyn Journal>, StateError>;
     /// The stacks that have state.
     async fn list_stacks(&self) -> Result<Vec<String>, StateError>;
-    /// Deletes a stack's state entirely.
-    async fn remove_stack(&self, stack: &str) -> Result<(), StateError>;
-    /// Appends one entry to the stack's history.
-    async fn append_history(&self, stack: &str, entry: &HistoryEntry) -> Result<(), StateError>;
-    /// The stack's history, oldest first.
+    /// Deletes a stack's state entirely, under the lock with fencing token `token`.
+    async fn remove_stack(&self, stack: &str, token: u64) -> Result<(), StateError>;
+    /// Appends one entry to the stack's history, under the lock with fencing token `token`.
+    async fn append_history(&self, stack: &str, entry: &HistoryEntry, token: u64) -> Result<(), StateError>;
+    /// The stack's history, oldest first: a run that recorded its start but never its end is
+    /// shown as [`RUNNING`] while it holds the lock, and as [`DID_NOT_FINISH`] otherwise.
     async fn history(&self, stack: &str) -> Result<Vec<HistoryEntry>, StateError>;
+}
+
+/// The result of the history entry a run writes when it starts; its final entry, with the
+/// same `run`, replaces it.
+pub const STARTED: &str = "started";
+/// How [`Backend::history`] shows a started run that still holds the stack's lock.
+pub const RUNNING: &str = "running";
+/// How [`Backend::history`] shows a started run that ended without recording its result
+/// (killed, or its machine lost power).
+pub const DID_NOT_FINISH: &str = "did not finish";
+
+/// Pairs each run's start entry with its final entry, in the order the runs started. A start
+/// entry without a final one becomes [`RUNNING`] if its run is `running` (the fencing token of
+/// the lock held right now), else [`DID_NOT_FINISH`].
+pub fn merge_history(entries: Vec<HistoryEntry>, running: Option<u64>) -> Vec<HistoryEntry> {
+    let mut out: Vec<HistoryEntry> = Vec::with_capacity(entries.len());
+    let mut started_at: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for entry in entries {
+        match entry.run {
+            Some(run) if entry.result == STARTED => {
+                started_at.insert(run, out.len());
+                out.push(entry);
+            }
+            Some(run) => match started_at.remove(&run) {
+                Some(i) => out[i] = entry,
+                None => out.push(entry),
+            },
+            None => out.push(entry),
+        }
+    }
+    for (run, i) in started_at {
+        out[i].result = if Some(run) == running { RUNNING } else { DID_NOT_FINISH }.to_owned();
+    }
+    out
 }

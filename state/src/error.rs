@@ -41,13 +41,36 @@ pub enum StateError {
     },
     /// Another run holds the stack's lock.
     #[error(
-        "stack `{stack}` is locked by {holder}. Wait for that run to finish; if it is dead, run `stack unlock --stack {stack}`"
+        "stack `{stack}` is locked by {holder}. Wait for that run to finish; if it is gone, `stack unlock --stack {stack}` clears its lock, and if it is hung, `stack unlock --force --stack {stack}` takes the lock from it"
     )]
     Locked {
         /// The stack.
         stack: String,
         /// Who holds it.
         holder: Box<LockInfo>,
+    },
+    /// The lock is held by a process that is still running, and `--force` was not given.
+    #[error(
+        "stack `{stack}` is locked by {holder}, which is still running. Wait for it to finish or stop it; to take the lock from it anyway, run `stack unlock --force --stack {stack}` (its later writes to the state will then be refused)"
+    )]
+    HeldByLiveHolder {
+        /// The stack.
+        stack: String,
+        /// Who holds it.
+        holder: Box<LockInfo>,
+    },
+    /// This writer's lock was broken (`stack unlock --force`) and maybe taken by another run:
+    /// its fencing token is no longer the stack's, so the write was refused.
+    #[error(
+        "stack `{stack}`: this run lost its lock (its fencing token is {token}, the stack's is now {current}), most likely to `stack unlock --force`; the write was refused so that it cannot overwrite a newer holder's work. Check the stack with `preview`, then run the command again"
+    )]
+    LockLost {
+        /// The stack.
+        stack: String,
+        /// The writer's token.
+        token: u64,
+        /// The stack's current token.
+        current: u64,
     },
     /// The stack name cannot be used.
     #[error("invalid stack name `{0}`: use letters, digits, `-`, `_` and `.` (not first), at most 100 characters")]

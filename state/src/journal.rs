@@ -1,6 +1,6 @@
 //! The journal: one line per record, each prefixed with a checksum of its JSON. A torn last line
-//! (a crash in the middle of a write, before its fsync) is dropped; damage anywhere else is
-//! refused as corruption.
+//! (a crash in the middle of a write, before its fsync) is dropped; a complete last line that
+//! only lost its newline is kept; damage anywhere else is refused as corruption.
 
 use std::path::Path;
 
@@ -67,6 +67,9 @@ pub struct ParsedJournal {
     pub records: Vec<Record>,
     /// Whether a torn last line was dropped.
     pub torn_tail: bool,
+    /// Whether the last line is a complete, checksum-valid record (or header) that lacks its
+    /// newline; whoever appends must write the newline first.
+    pub unterminated: bool,
 }
 
 /// Parses journal bytes read from `file`. An empty file yields `None`.
@@ -78,16 +81,32 @@ pub fn decode(file: &Path, bytes: &[u8], cipher: Option<&Cipher>) -> Result<Opti
     let mut header: Option<JournalHeader> = None;
     let mut records = Vec::new();
     let mut torn_tail = false;
+    let mut unterminated = false;
     let mut rest = bytes;
     let mut n = 0;
     while !rest.is_empty() {
         n += 1;
-        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-            torn_tail = true;
-            break;
+        let line = match rest.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                let line = &rest[..end];
+                rest = &rest[end + 1..];
+                line
+            }
+            None => {
+                // The last line has no newline. The newline is written with the record, so a
+                // line that is complete and checks out only lost its newline (e.g. a copy or an
+                // editor trimmed it); anything else is a write torn by a crash, never fsynced,
+                // and is dropped.
+                let line = rest;
+                rest = &[];
+                if !complete_line(line, header.is_none()) {
+                    torn_tail = true;
+                    break;
+                }
+                unterminated = true;
+                line
+            }
         };
-        let line = &rest[..end];
-        rest = &rest[end + 1..];
         let (sum, json) = match line.iter().position(|b| *b == b' ') {
             Some(i) => (&line[..i], &line[i + 1..]),
             None => return Err(corrupt(n, "missing checksum".into())),
@@ -116,7 +135,22 @@ pub fn decode(file: &Path, bytes: &[u8], cipher: Option<&Cipher>) -> Result<Opti
             records.push(serde_json::from_value(value).map_err(|e| corrupt(n, format!("bad record: {e}")))?);
         }
     }
-    Ok(header.map(|header| ParsedJournal { header, records, torn_tail }))
+    Ok(header.map(|header| ParsedJournal { header, records, torn_tail, unterminated }))
+}
+
+/// Whether an unterminated last line is whole: its checksum matches and its JSON parses as a
+/// header (the first line) or a record value.
+fn complete_line(line: &[u8], is_header: bool) -> bool {
+    let Some(i) = line.iter().position(|b| *b == b' ') else { return false };
+    let (sum, json) = (&line[..i], &line[i + 1..]);
+    if sum != line_sum(json).as_bytes() {
+        return false;
+    }
+    if is_header {
+        serde_json::from_slice::<JournalHeader>(json).is_ok()
+    } else {
+        serde_json::from_slice::<serde_json::Value>(json).is_ok()
+    }
 }
 
 #[cfg(test)]
@@ -149,5 +183,34 @@ mod tests {
         let mid = bytes.len() - 20;
         damaged[mid] = b'#';
         assert!(matches!(decode(Path::new("j"), &damaged, None), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_complete_last_record_without_its_newline_is_kept() {
+        let recs = vec![Record::Abort { op: "a".into() }, Record::Remove { op: None, urn: Urn::from("x") }];
+        let bytes = journal(&recs);
+        let parsed = decode(Path::new("j"), &bytes[..bytes.len() - 1], None).unwrap().unwrap();
+        assert_eq!(parsed.records, recs, "the last record only lost its newline");
+        assert!(!parsed.torn_tail);
+        assert!(parsed.unterminated);
+
+        // A header alone without its newline is a journal with no records yet.
+        let header = encode_line(&JournalHeader::new("dev", 3));
+        let parsed = decode(Path::new("j"), &header[..header.len() - 1], None).unwrap().unwrap();
+        assert_eq!(parsed.header.base_serial, 3);
+        assert!(parsed.unterminated && parsed.records.is_empty());
+    }
+
+    #[test]
+    fn an_unterminated_last_line_with_a_bad_checksum_is_a_torn_write() {
+        let recs = vec![Record::Abort { op: "a".into() }, Record::Abort { op: "b".into() }];
+        let mut bytes = journal(&recs);
+        bytes.pop();
+        // Same length, one byte of the JSON changed: the checksum no longer matches.
+        let last = bytes.len() - 3;
+        bytes[last] = if bytes[last] == b'b' { b'c' } else { b'b' };
+        let parsed = decode(Path::new("j"), &bytes, None).unwrap().unwrap();
+        assert_eq!(parsed.records, recs[..1]);
+        assert!(parsed.torn_tail && !parsed.unterminated);
     }
 }

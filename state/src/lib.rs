@@ -10,10 +10,14 @@ pub mod memory;
 pub mod model;
 pub mod secrets;
 pub mod snapshot;
+pub mod txn;
 
-pub use backend::{Backend, Journal, LockInfo, StackLock, validate_stack_name};
+pub use backend::{
+    Backend, DID_NOT_FINISH, Journal, LockInfo, RUNNING, STARTED, StackLock, merge_history, validate_stack_name,
+};
 pub use error::StateError;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use model::{HistoryEntry, OpKind, PendingOperation, Record, ResourceState, StackState};
 pub use secrets::{Cipher, KdfParams, SecretsError};
+pub use txn::Transaction;

@@ -224,10 +224,15 @@ pub struct HistoryEntry {
     pub host: String,
     /// The command (`up`, `destroy`, `refresh`, `import`, …).
     pub command: String,
-    /// `succeeded`, `failed`, `interrupted`, `cancelled` or `refused`.
+    /// `succeeded`, `failed`, `interrupted`, `cancelled` or `refused`; `started` while a run is
+    /// going (read back as `running` or `did not finish`).
     pub result: String,
     /// Changes applied, by kind (`create`, `update`, `replace`, `delete`).
     pub changes: BTreeMap<String, usize>,
+    /// The fencing token of the run that wrote it: pairs a run's `started` entry with its
+    /// final one (absent in entries written before runs recorded their start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
 }
 
 /// Shows a property value with its secrets as `[secret]` and its unknowns as

@@ -82,12 +82,17 @@ impl ConfigFile {
         }
     }
 
-    /// Writes the file atomically.
-    pub fn write(&self, path: &Path) -> Result<(), ConfigFileError> {
-        let text = format!(
+    /// The file's text, as [`ConfigFile::write`] writes it.
+    pub fn render(&self) -> String {
+        format!(
             "# Stackwright configuration of one stack. Secret values are encrypted with the stack's passphrase.\n{}",
             toml::to_string_pretty(self).expect("configuration serializes")
-        );
+        )
+    }
+
+    /// Writes the file atomically.
+    pub fn write(&self, path: &Path) -> Result<(), ConfigFileError> {
+        let text = self.render();
         let tmp = path.with_extension("toml.tmp");
         std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| ConfigFileError::Io {
             action: "writing",

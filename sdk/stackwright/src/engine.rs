@@ -230,9 +230,11 @@ impl Engine {
         let started = Instant::now();
         let started_at = stackwright_state::backend::now_rfc3339();
         let mut prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
-        let (_lock, state) = self.begin(stack).await?;
+        let (lock, state) = self.begin(stack).await?;
+        self.record_history(stack, started_at.clone(), stackwright_state::STARTED, BTreeMap::new(), lock.token())
+            .await?;
         let shared = Arc::new(Mutex::new(state.clone()));
-        let journal = self.backend.open_journal(stack, state.serial).await?;
+        let journal = self.backend.open_journal(stack, state.serial, lock.token()).await?;
         let (writer, writer_task) = journal_writer::spawn(journal, shared.clone());
 
         let result = async {
@@ -282,7 +284,7 @@ impl Engine {
         // Compact whatever became durable, even when the run failed; a run that recorded
         // nothing (refused, or nothing to do) leaves the files untouched.
         if stats.flushes > 0 {
-            self.backend.write_snapshot(&final_state).await?;
+            self.backend.write_snapshot(&final_state, lock.token()).await?;
         }
         let (outcome_word, changes) = match &result {
             Err(
@@ -309,7 +311,7 @@ impl Engine {
                 (word, counts.into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n)).collect())
             }
         };
-        self.record_history(stack, started_at, outcome_word, changes).await?;
+        self.record_history(stack, started_at, outcome_word, changes, lock.token()).await?;
         let (plan, drift, outcome, reconciled) = result?;
         let declined = outcome.is_none();
         let (changed, failures, interrupted) = match outcome {
@@ -339,6 +341,7 @@ impl Engine {
         started_at: String,
         result: &str,
         changes: BTreeMap<String, usize>,
+        token: u64,
     ) -> Result<(), EngineError> {
         let me = LockInfo::current(&self.settings.command);
         let entry = stackwright_state::HistoryEntry {
@@ -349,17 +352,20 @@ impl Engine {
             command: self.settings.command.clone(),
             result: result.to_owned(),
             changes,
+            run: Some(token),
         };
-        Ok(self.backend.append_history(stack, &entry).await?)
+        Ok(self.backend.append_history(stack, &entry, token).await?)
     }
 
     /// Reads every resource and records what changed outside the program.
     pub async fn refresh(&self, stack: &str, program: &Program) -> Result<Vec<Drift>, EngineError> {
         let started_at = stackwright_state::backend::now_rfc3339();
         let prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
-        let (_lock, state) = self.begin(stack).await?;
+        let (lock, state) = self.begin(stack).await?;
+        self.record_history(stack, started_at.clone(), stackwright_state::STARTED, BTreeMap::new(), lock.token())
+            .await?;
         let shared = Arc::new(Mutex::new(state.clone()));
-        let journal = self.backend.open_journal(stack, state.serial).await?;
+        let journal = self.backend.open_journal(stack, state.serial, lock.token()).await?;
         let (writer, writer_task) = journal_writer::spawn(journal, shared.clone());
         let result = async {
             reconcile(&prepared, &state, &writer, &self.settings).await?;
@@ -374,7 +380,7 @@ impl Engine {
         // Nothing drifted and nothing was reconciled: leave the files as they are.
         if stats.flushes > 0 {
             let final_state = shared.lock().expect("state lock").clone();
-            self.backend.write_snapshot(&final_state).await?;
+            self.backend.write_snapshot(&final_state, lock.token()).await?;
         }
         let (word, changes) = match &result {
             Ok(drift) => {
@@ -382,7 +388,7 @@ impl Engine {
             }
             Err(_) => ("failed", BTreeMap::new()),
         };
-        self.record_history(stack, started_at, word, changes).await?;
+        self.record_history(stack, started_at, word, changes, lock.token()).await?;
         result
     }
 
@@ -403,11 +409,11 @@ impl Engine {
         let bound = prepared.handler_for_type(&urn, type_token).ok_or_else(|| {
             fail(format!("no registered provider handles type `{type_token}`; register it in the program"))
         })?;
-        let (_lock, state) = self.begin(stack).await?;
+        let (lock, state) = self.begin(stack).await?;
         if let Some(existing) = state.resources.get(&urn) {
             return Err(fail(format!("the stack already has a resource named `{name}` (id {})", existing.id)));
         }
-        let (writer, writer_task) = self.writer(stack, &state).await?;
+        let (writer, writer_task) = self.writer(stack, &state, lock.token()).await?;
         let runner =
             Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned(), defer_results: false };
         let slot = Slot::detached();
@@ -448,7 +454,7 @@ impl Engine {
         let next = self.load(stack).await?;
         match imported {
             Ok(Reply::Imported(Some(_))) => {
-                self.backend.write_snapshot(&next).await?;
+                self.backend.write_snapshot(&next, lock.token()).await?;
                 Ok(next.resources.get(&urn).cloned().expect("the imported resource was recorded"))
             }
             Ok(_) => Err(fail(format!("no `{type_token}` with id `{id}` exists"))),
@@ -462,6 +468,7 @@ impl Engine {
         &self,
         stack: &str,
         state: &StackState,
+        token: u64,
     ) -> Result<
         (
             journal_writer::JournalHandle,
@@ -469,7 +476,7 @@ impl Engine {
         ),
         EngineError,
     > {
-        let journal = self.backend.open_journal(stack, state.serial).await?;
+        let journal = self.backend.open_journal(stack, state.serial, token).await?;
         Ok(journal_writer::spawn(journal, Arc::new(Mutex::new(state.clone()))))
     }
 
@@ -496,7 +503,7 @@ impl Engine {
         let started_at = stackwright_state::backend::now_rfc3339();
         let urn = Urn::from(name);
         let prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
-        let (_lock, state) = self.begin(stack).await?;
+        let (lock, state) = self.begin(stack).await?;
         let ops: Vec<(&String, &stackwright_state::PendingOperation)> =
             state.pending.iter().filter(|(_, p)| p.urn == urn).collect();
         let (op, pending) = match ops.as_slice() {
@@ -510,7 +517,7 @@ impl Engine {
                 pending.kind
             )));
         }
-        let (writer, writer_task) = self.writer(stack, &state).await?;
+        let (writer, writer_task) = self.writer(stack, &state, lock.token()).await?;
         let runner =
             Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned(), defer_results: false };
         let done = match resolution {
@@ -583,8 +590,8 @@ impl Engine {
         drop(runner);
         writer_task.await.map_err(|e| EngineError::Journal(e.to_string()))??;
         let next = self.load(stack).await?;
-        self.backend.write_snapshot(&next).await?;
-        self.record_history(stack, started_at, "succeeded", BTreeMap::new()).await?;
+        self.backend.write_snapshot(&next, lock.token()).await?;
+        self.record_history(stack, started_at, "succeeded", BTreeMap::new(), lock.token()).await?;
         Ok(done)
     }
 
@@ -596,17 +603,17 @@ impl Engine {
         edit: impl FnOnce(&StackState) -> Result<Vec<Record>, EngineError>,
     ) -> Result<(), EngineError> {
         let started_at = stackwright_state::backend::now_rfc3339();
-        let (_lock, state) = self.begin(stack).await?;
+        let (lock, state) = self.begin(stack).await?;
         let records = edit(&state)?;
         if records.is_empty() {
             return Ok(());
         }
-        let mut journal = self.backend.open_journal(stack, state.serial).await?;
+        let mut journal = self.backend.open_journal(stack, state.serial, lock.token()).await?;
         journal.append(&records).await?;
         let mut next = state;
         records.iter().for_each(|r| next.apply(r));
-        self.backend.write_snapshot(&next).await?;
-        self.record_history(stack, started_at, "succeeded", BTreeMap::new()).await
+        self.backend.write_snapshot(&next, lock.token()).await?;
+        self.record_history(stack, started_at, "succeeded", BTreeMap::new(), lock.token()).await
     }
 
     /// The stack's current state (snapshot plus journal).

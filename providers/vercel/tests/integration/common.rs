@@ -300,7 +300,14 @@ impl Harness {
                 retain_on_delete: false,
             },
         );
-        self.engine.backend().write_snapshot(&state).await.expect("snapshot written");
+        let lock = self
+            .engine
+            .backend()
+            .lock(&state.stack, stackwright::state::LockInfo::current("test seed"))
+            .await
+            .expect("stack lock");
+        self.engine.backend().write_snapshot(&state, lock.token()).await.expect("snapshot written");
+        drop(lock);
     }
 }
 

@@ -61,8 +61,13 @@ pub(super) enum StackCommand {
         /// Its name.
         name: String,
     },
-    /// Break a stack's lock left by a run that is gone.
-    Unlock,
+    /// Break a stack's lock. Refuses while the run holding it is alive, unless `--force`.
+    Unlock {
+        /// Take the lock from a live run (e.g. a hung one): its later writes to the state are
+        /// refused, but anything it is doing to resources right now goes on.
+        #[arg(long)]
+        force: bool,
+    },
     /// Delete a stack's state (its configuration file is kept).
     Rm {
         /// The stack.

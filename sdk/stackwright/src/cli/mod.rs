@@ -28,6 +28,9 @@ use context::Context_;
 
 async fn dispatch(cli: Cli, program: Program) -> anyhow::Result<ExitCode> {
     let ctx = Context_::new(cli.project_dir.clone(), cli.state_dir.clone());
+    // Finish a stack rename or passphrase change that a crash interrupted, before reading any
+    // configuration or state it changes.
+    ctx.backend.recover()?;
     let flag = &cli.stack;
     let program = panics::catching(program);
     match cli.command {

@@ -18,7 +18,7 @@ pub(super) async fn run(ctx: &Context_, flag: &Option<String>, json: bool) -> an
         for h in history {
             let changes: Vec<String> = h.changes.iter().map(|(k, n)| format!("{n} {k}")).collect();
             let changes = if changes.is_empty() { "no changes".to_string() } else { changes.join(", ") };
-            println!("{}  {:<8} {:<11} {}@{}  {changes}", h.started_at, h.command, h.result, h.user, h.host);
+            println!("{}  {:<8} {:<14} {}@{}  {changes}", h.started_at, h.command, h.result, h.user, h.host);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -18,7 +18,8 @@ pub(super) async fn run(ctx: &Context_, name: String) -> anyhow::Result<ExitCode
     if !opened.config_path.exists() {
         ConfigFile::default().write(&opened.config_path)?;
     }
-    opened.backend.write_snapshot(&StackState::new(&name)).await?;
+    let lock = opened.backend.lock(&name, stackwright_state::LockInfo::current("stack init")).await?;
+    opened.backend.write_snapshot(&StackState::new(&name), lock.token()).await?;
     write_current(ctx, &name)?;
     let secrets = if opened.cipher.is_some() { "secrets encrypted with its passphrase" } else { "no passphrase yet" };
     println!("Created stack `{name}` in {} ({secrets}) and selected it.", ctx.backend.describe());

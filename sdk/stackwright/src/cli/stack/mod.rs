@@ -29,7 +29,7 @@ pub(super) async fn run(
         StackCommand::Ls => ls::run(ctx).await,
         StackCommand::Init { name } => init::run(ctx, name).await,
         StackCommand::Select { name } => select::run(ctx, name).await,
-        StackCommand::Unlock => unlock::run(ctx, flag).await,
+        StackCommand::Unlock { force } => unlock::run(ctx, flag, force).await,
         StackCommand::Rm { name, force } => rm::run(ctx, name, force).await,
         StackCommand::Rename { new_name } => rename::run(ctx, flag, new_name).await,
         StackCommand::Pending(command) => pending::run(ctx, flag, program, command).await,
