@@ -206,6 +206,16 @@ fn an_escaped_canary_echoed_by_the_provider_never_appears_in_any_form() {
     let mut failing = cmd(&["up", "--yes"]);
     failing.env("SW_FAIL_AT", "1").env("SW_FAIL_KIND", "invalid_input");
     assert_eq!(run("up failing", failing), Some(1));
+    assert_eq!(run("destroy again", cmd(&["destroy", "--yes"])), Some(0));
+    // A provider call that panics with the request (and so the canary) in its message: the step
+    // fails with the scrubbed message, and its create stays pending.
+    let mut panicking = cmd(&["up", "--yes"]);
+    panicking.env("SW_PANIC_AT", "1");
+    assert_eq!(run("up panicking", panicking), Some(1));
+    // Reconciling that create fails with an error that echoes the request.
+    let mut reconcile = cmd(&["up", "--yes"]);
+    reconcile.env("SW_READ_FAILURES", "1").env("SW_FAIL_KIND", "invalid_input");
+    assert_eq!(run("up reconcile failing", reconcile), Some(1));
     assert_eq!(run("up", cmd(&["up", "--yes"])), Some(0));
     assert_eq!(run("output", cmd(&["output"])), Some(0));
     assert_eq!(run("output json", cmd(&["output", "--json"])), Some(0));
@@ -217,6 +227,12 @@ fn an_escaped_canary_echoed_by_the_provider_never_appears_in_any_form() {
     // where it stood.
     for (name, out) in transcript.iter().filter(|(name, _)| name.starts_with("up ")) {
         let t = text(out);
+        if name == "up panicking" {
+            assert!(t.contains("create panicked: injected panic at call 1"), "{name}: {t}");
+        }
+        if name == "up reconcile failing" {
+            assert!(t.contains("could not reconcile") && t.contains("injected failure of a read"), "{name}: {t}");
+        }
         for shown in [
             r#""secret":"[secret]""#,
             r#""nested":{"password":"[secret]"}"#,

@@ -9,7 +9,8 @@
 //! URL-encoded, and the first item's value nests the secret). A secret config key `db_password`
 //! is threaded into resources. `SW_REQUIRE_CONFIG` names a plain config key the program requires;
 //! `SW_MISTAKE` adds a declaration mistake (`cycle`, `duplicate`, `no_provider`) or makes the
-//! program `panic`.
+//! program `panic`. `SW_PANIC_AT` makes the Nth provider call panic; `SW_READ_FAILURES` makes
+//! the first N reads and finds fail with `SW_FAIL_KIND`.
 
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ fn main() -> std::process::ExitCode {
         },
         seed: env("SW_SEED", 1),
         echo_escaped: std::env::var_os("SW_ECHO_ESCAPED").is_some(),
+        panic_at_call: std::env::var("SW_PANIC_AT").ok().and_then(|v| v.parse().ok()),
+        read_failures: env("SW_READ_FAILURES", 0),
         ..Faults::default()
     };
     let provider = TestProvider::new(World::directory(world), faults);

@@ -190,7 +190,7 @@ pub struct Faults {
     pub lose_answer_at_call: Option<u64>,
     /// The Nth call (1-based) panics before doing anything.
     pub panic_at_call: Option<u64>,
-    /// The first this many `read`, `find` and `import` calls fail with a transient error.
+    /// The first this many `read`, `find` and `import` calls fail with `error_kind`.
     pub read_failures: u64,
     /// Injected errors also echo the request the way real APIs do: as a JSON body (the
     /// secret JSON-escaped, the `value` argument as nested JSON) and as a URL (the secret
@@ -341,7 +341,7 @@ impl ItemHandler {
         let n = if counts { s.calls.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
         let failing_read = !counts && s.reads.fetch_add(1, Ordering::SeqCst) < s.faults.read_failures;
         let injected = if failing_read {
-            Some(ProviderError::transient(format!("injected transient failure ({op} {urn})")))
+            Some(ProviderError::new(s.faults.error_kind, format!("injected failure of a read ({op} {urn}{echo})")))
         } else if counts && s.faults.fail_at_call == Some(n) {
             let mut e =
                 ProviderError::new(s.faults.error_kind, format!("injected failure at call {n} ({op} {urn}{echo})"));
@@ -493,8 +493,9 @@ impl Handler<Item> for ItemHandler {
         .await
     }
 
-    async fn find(&self, ctx: &OpContext, _args: &ItemArgs) -> Result<Found<ItemOutputs>, ProviderError> {
-        self.call("find", ctx.urn.as_str(), false, None, || {
+    async fn find(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Found<ItemOutputs>, ProviderError> {
+        let echo = echo_request(&self.state.faults, args);
+        self.call("find", ctx.urn.as_str(), false, echo.as_deref(), || {
             if !self.state.faults.find {
                 return Ok(Found::Unknown);
             }
