@@ -188,6 +188,10 @@ pub struct Faults {
     /// The Nth call (1-based, counting create, update and delete) does its work and then fails
     /// with a transient error, as when the answer is lost after the server committed.
     pub lose_answer_at_call: Option<u64>,
+    /// Probability in [0, 1] that a create, update or delete does its work and then fails with a
+    /// transient error (the answer lost on the way back), drawn from the same seeded generator
+    /// as `error_rate`.
+    pub lose_answer_rate: f64,
     /// The Nth call (1-based) panics before doing anything.
     pub panic_at_call: Option<u64>,
     /// The first this many `read`, `find` and `import` calls fail with a transient error.
@@ -209,6 +213,7 @@ impl Default for Faults {
             find: true,
             unique_keys: false,
             lose_answer_at_call: None,
+            lose_answer_rate: 0.0,
             panic_at_call: None,
             read_failures: 0,
         }
@@ -361,8 +366,13 @@ impl ItemHandler {
             Some(e) => Err(e),
             None => work(),
         };
+        let lose_answer = counts
+            && result.is_ok()
+            && (s.faults.lose_answer_at_call == Some(n)
+                || (s.faults.lose_answer_rate > 0.0
+                    && s.rng.lock().expect("rng lock").random_bool(s.faults.lose_answer_rate.min(1.0))));
         let result = match result {
-            Ok(_) if counts && s.faults.lose_answer_at_call == Some(n) => Err(ProviderError::transient(format!(
+            Ok(_) if lose_answer => Err(ProviderError::transient(format!(
                 "injected lost answer at call {n} ({op} {urn}): the connection closed after the request was sent"
             ))),
             other => other,
