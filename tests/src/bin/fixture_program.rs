@@ -6,22 +6,98 @@
 //! `SW_GEN` (generation: changes values, replaces some items, removes some), `SW_LATENCY_MS`,
 //! `SW_FAIL_AT` (fail the Nth provider call), `SW_FAIL_KIND` (`invalid_input`, default transient),
 //! `SW_ERROR_RATE` (random errors). A secret config key `db_password` is threaded into resources.
+//!
+//! Realistic-provider faults: `SW_SERVER_IDS=1` (the provider picks random object ids; `find`
+//! searches the tag written at create time), `SW_NO_FIND=1` (`find` answers "unknown", so an
+//! interrupted create must be resolved by the user), `SW_UNIQUE_KEYS=1` (every item gets its own
+//! key and creating a taken key is a conflict), `SW_LOSE_ANSWER_AT` (the Nth call does its work
+//! and then fails with a transient error).
+//!
+//! `fixture-program resolve-pending NAME (--created ID | --absent) --stack S --state-dir D
+//! --project-dir P` settles a pending create through `Engine::resolve_pending`, standing in for
+//! the CLI's `stack pending resolve` until that command exists.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use stackwright::builtin::testing::{Faults, Item, ItemArgs, TestProvider, World};
+use stackwright::config::{Config, ConfigFile};
 use stackwright::core::ErrorKind;
-use stackwright::{Data, DataArgs, Input, ResourceOptions};
+use stackwright::state::{Cipher, LocalBackend};
+use stackwright::{Data, DataArgs, Engine, Input, Program, Resolution, ResourceOptions, Settings};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn main() -> std::process::ExitCode {
+fn flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
+fn main() -> ExitCode {
+    let program = program();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("resolve-pending") {
+        return match resolve_pending(&args[2..], program) {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    stackwright::run_with_args(args, program)
+}
+
+/// `resolve-pending NAME (--created ID | --absent) --stack S --state-dir D --project-dir P`.
+fn resolve_pending(args: &[String], program: Program) -> anyhow::Result<String> {
+    let usage = "usage: resolve-pending NAME (--created ID | --absent) --stack S --state-dir D --project-dir P";
+    let name = args.first().ok_or_else(|| anyhow::anyhow!(usage))?.clone();
+    let (mut resolution, mut stack, mut state_dir, mut project_dir) = (None, None, None, None);
+    let mut rest = args[1..].iter();
+    while let Some(arg) = rest.next() {
+        let mut value = || rest.next().cloned().ok_or_else(|| anyhow::anyhow!("{arg} needs a value; {usage}"));
+        match arg.as_str() {
+            "--created" => resolution = Some(Resolution::Created { id: value()? }),
+            "--absent" => resolution = Some(Resolution::Absent),
+            "--stack" => stack = Some(value()?),
+            "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
+            "--project-dir" => project_dir = Some(PathBuf::from(value()?)),
+            other => anyhow::bail!("unknown argument {other:?}; {usage}"),
+        }
+    }
+    let (Some(resolution), Some(stack), Some(state_dir), Some(project_dir)) =
+        (resolution, stack, state_dir, project_dir)
+    else {
+        anyhow::bail!(usage);
+    };
+    // Opened as the CLI opens a stack: the salt from the stack's file, the passphrase from the
+    // environment.
+    let path = project_dir.join(format!("Stackwright.{stack}.toml"));
+    let salt = ConfigFile::read(&path)?
+        .encryption_salt
+        .ok_or_else(|| anyhow::anyhow!("{} has no encryption_salt", path.display()))?;
+    let passphrase = std::env::var("STACKWRIGHT_PASSPHRASE")
+        .map_err(|_| anyhow::anyhow!("set STACKWRIGHT_PASSPHRASE to open stack `{stack}`"))?;
+    let cipher = Arc::new(Cipher::open(&passphrase, &salt, &stack, &path.display().to_string())?);
+    let config = Arc::new(Config::load(&stack, &path, Some(&cipher))?);
+    let backend = Arc::new(LocalBackend::new(&state_dir).with_cipher(cipher));
+    let engine = Engine::new(backend, Settings { config: Some(config), ..Settings::default() });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(runtime.block_on(engine.resolve_pending(&stack, &program, &name, resolution))?)
+}
+
+fn program() -> Program {
     let world = std::env::var("SW_WORLD").expect("SW_WORLD must name the world directory");
     let n: usize = env("SW_N", 30);
     let generation: u64 = env("SW_GEN", 0);
+    let unique_keys = flag("SW_UNIQUE_KEYS");
     let faults = Faults {
         // Half before the work and half after, so a kill can land while a response is on its way.
         latency: Duration::from_micros(env("SW_LATENCY_MS", 0) * 500),
@@ -33,10 +109,14 @@ fn main() -> std::process::ExitCode {
             _ => ErrorKind::Transient,
         },
         seed: env("SW_SEED", 1),
+        server_ids: flag("SW_SERVER_IDS"),
+        find: !flag("SW_NO_FIND"),
+        unique_keys,
+        lose_answer_at_call: std::env::var("SW_LOSE_ANSWER_AT").ok().and_then(|v| v.parse().ok()),
         ..Faults::default()
     };
     let provider = TestProvider::new(World::directory(world), faults);
-    stackwright::run(move |stack| {
+    Arc::new(move |stack| {
         stack.provider(provider.provider());
         // A secret from the stack's configuration, threaded into an item and a derived value.
         let password = stack.config().get_secret::<String>("db_password")?;
@@ -50,7 +130,15 @@ fn main() -> std::process::ExitCode {
                 let parent = &items[(i - 1) / 2];
                 parent.value.map(move |p| json!({ "gen": p["gen"], "i": i })).into()
             };
-            let key = if i % 5 == 0 && generation % 3 == 2 { format!("k{generation}") } else { "k".to_owned() };
+            let key = if unique_keys {
+                // Unique per item, and a changed key never comes back, so a replacement never
+                // collides with an old object still awaiting its delete.
+                if i % 5 == 0 { format!("k{}-{i}", generation / 3) } else { format!("k-{i}") }
+            } else if i % 5 == 0 && generation % 3 == 2 {
+                format!("k{generation}")
+            } else {
+                "k".to_owned()
+            };
             let mut opts = ResourceOptions::new();
             if i % 7 == 3 {
                 opts = opts.delete_before_replace();
