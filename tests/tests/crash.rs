@@ -155,10 +155,11 @@ fn retry_delay(line: &str) -> Duration {
     }
 }
 
-/// What a run did: killed by us, or ended by itself with its status and stderr.
+/// What a run did: killed by us, or ended by itself with its status and its output (stdout
+/// then stderr).
 enum Outcome {
     Killed,
-    Ended { success: bool, stderr: String },
+    Ended { success: bool, output: String },
 }
 
 /// Runs one `up` and kills it at a random point.
@@ -171,14 +172,17 @@ fn run_once(dirs: &Dirs, variant: &Variant, generation: u64, rng: &mut rand::rng
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     let mut ended = false;
+    let mut seen = String::new();
     let mut read_line = |line: &mut String| {
         line.clear();
-        reader.read_line(line).unwrap() > 0
+        let more = reader.read_line(line).unwrap() > 0;
+        seen.push_str(line);
+        more
     };
     let pause = if variant.lost_answers {
-        // Wait for the retry of the call whose answer was lost, then kill during the backoff or
-        // the retry itself (mostly the latter): the server has committed, the engine does not
-        // know it.
+        // Wait for the retry of the call whose answer was lost, then kill at the end of the
+        // backoff, during the retry, or just after it: the server has committed, the engine
+        // does not know it.
         let mut pause = Duration::ZERO;
         loop {
             if !read_line(&mut line) {
@@ -187,7 +191,9 @@ fn run_once(dirs: &Dirs, variant: &Variant, generation: u64, rng: &mut rand::rng
             }
             if line.contains(RETRYING) {
                 let delay = retry_delay(&line);
-                let window = Duration::from_millis(variant.latency_ms + 10);
+                // From just before the retry starts to well after it ended (the retry takes
+                // about `latency_ms`), so some kills find its answer already recorded.
+                let window = Duration::from_millis(3 * variant.latency_ms + 10);
                 pause = delay.saturating_sub(Duration::from_millis(5)) + window.mul_f64(rng.random_range(0.0..1.0));
                 break;
             }
@@ -211,7 +217,11 @@ fn run_once(dirs: &Dirs, variant: &Variant, generation: u64, rng: &mut rand::rng
         Duration::from_micros(rng.random_range(0..1500 * variant.latency_ms))
     };
     // Keep draining stdout while waiting, so the child never blocks on a full pipe.
-    let drain = std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = reader.read_to_string(&mut rest);
+        rest
+    });
     if !ended {
         let until = Instant::now() + pause;
         while Instant::now() < until {
@@ -226,7 +236,7 @@ fn run_once(dirs: &Dirs, variant: &Variant, generation: u64, rng: &mut rand::rng
         Some(status) => {
             let mut stderr = String::new();
             let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut stderr));
-            Outcome::Ended { success: status.success(), stderr }
+            Outcome::Ended { success: status.success(), output: stderr }
         }
         None => {
             child.kill().unwrap(); // SIGKILL on Unix
@@ -234,8 +244,11 @@ fn run_once(dirs: &Dirs, variant: &Variant, generation: u64, rng: &mut rand::rng
             Outcome::Killed
         }
     };
-    let _ = drain.join();
-    outcome
+    let rest = drain.join().unwrap_or_default();
+    match outcome {
+        Outcome::Ended { success, output } => Outcome::Ended { success, output: format!("{seen}{rest}{output}") },
+        killed => killed,
+    }
 }
 
 fn audit(dirs: &Dirs) -> (usize, usize, usize) {
@@ -274,17 +287,17 @@ fn crash_loop(variant: Variant) -> Counts {
                 }
             }
             Outcome::Ended { success: true, .. } => counts.completed += 1,
-            Outcome::Ended { success: false, stderr } if variant.blind && stderr.contains(UNCERTAIN) => {
+            Outcome::Ended { success: false, output } if variant.blind && output.contains(UNCERTAIN) => {
                 counts.uncertain_stops += 1;
                 resolve_by_looking(&dirs, &variant, generation, &mut counts);
             }
-            Outcome::Ended { success: false, stderr }
-                if variant.lost_answers && stderr.contains("lost answer") && !pending_creates(&dirs).is_empty() =>
+            Outcome::Ended { success: false, output }
+                if variant.lost_answers && output.contains("lost answer") && !pending_creates(&dirs).is_empty() =>
             {
                 counts.failed_pending += 1;
             }
-            Outcome::Ended { success: false, stderr } => {
-                panic!("{}: run {run} failed without being killed: {stderr}", variant.name)
+            Outcome::Ended { success: false, output } => {
+                panic!("{}: run {run} failed without being killed: {output}", variant.name)
             }
         }
     }
@@ -363,7 +376,8 @@ fn sigkill_with_a_provider_that_cannot_find_is_settled_by_resolving_each_pending
 fn sigkill_inside_a_retry_after_the_server_committed_is_adopted_not_duplicated() {
     let variant = Variant {
         name: "lost answers",
-        env: &[("SW_SERVER_IDS", "1"), ("SW_UNIQUE_KEYS", "1")],
+        // Every run replaces every item, so most lost answers are creates.
+        env: &[("SW_SERVER_IDS", "1"), ("SW_UNIQUE_KEYS", "1"), ("SW_REPLACE_EVERY_RUN", "1")],
         runs: 24,
         latency_ms: 20,
         blind: false,

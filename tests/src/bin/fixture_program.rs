@@ -11,7 +11,8 @@
 //! searches the tag written at create time), `SW_NO_FIND=1` (`find` answers "unknown", so an
 //! interrupted create must be resolved by the user), `SW_UNIQUE_KEYS=1` (every item gets its own
 //! key and creating a taken key is a conflict), `SW_LOSE_ANSWER_AT` (the Nth call does its work
-//! and then fails with a transient error).
+//! and then fails with a transient error), `SW_REPLACE_EVERY_RUN=1` (with unique keys, every
+//! item's key changes with the generation, so every run is creates and deletes).
 //!
 //! `fixture-program resolve-pending NAME (--created ID | --absent) --stack S --state-dir D
 //! --project-dir P` settles a pending create through `Engine::resolve_pending`, standing in for
@@ -98,6 +99,7 @@ fn program() -> Program {
     let n: usize = env("SW_N", 30);
     let generation: u64 = env("SW_GEN", 0);
     let unique_keys = flag("SW_UNIQUE_KEYS");
+    let replace_every_run = flag("SW_REPLACE_EVERY_RUN");
     let faults = Faults {
         // Half before the work and half after, so a kill can land while a response is on its way.
         latency: Duration::from_micros(env("SW_LATENCY_MS", 0) * 500),
@@ -133,7 +135,13 @@ fn program() -> Program {
             let key = if unique_keys {
                 // Unique per item, and a changed key never comes back, so a replacement never
                 // collides with an old object still awaiting its delete.
-                if i % 5 == 0 { format!("k{}-{i}", generation / 3) } else { format!("k-{i}") }
+                if replace_every_run {
+                    format!("k{generation}-{i}")
+                } else if i % 5 == 0 {
+                    format!("k{}-{i}", generation / 3)
+                } else {
+                    format!("k-{i}")
+                }
             } else if i % 5 == 0 && generation % 3 == 2 {
                 format!("k{generation}")
             } else {
