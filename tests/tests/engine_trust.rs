@@ -123,10 +123,7 @@ async fn a_step_that_would_do_more_than_the_plan_showed_fails_naming_the_field_a
     assert_eq!(report.failures.len(), 2, "{:#?}", report.failures);
     assert_eq!(tp.world().items(), before, "nothing the plan did not show was done to the test items");
     let state = engine.state(STACK).await.unwrap().unwrap();
-    assert_eq!(
-        state.resources[&Urn::from("user")].id,
-        before.keys().find(|id| before[*id].urn == "user").unwrap().clone()
-    );
+    assert_eq!(state.resources[&Urn::from("user")].id, before.keys().find(|id| before[*id].urn == "user").unwrap().clone());
 }
 
 #[tokio::test]
