@@ -227,6 +227,8 @@ pub struct CallRecord {
     pub op: &'static str,
     /// The resource.
     pub urn: String,
+    /// The stored object's id, for calls on an existing object (`read`, `update`, `delete`).
+    pub id: Option<String>,
     /// Global sequence number when the call started.
     pub started: u64,
     /// Global sequence number when it finished.
@@ -326,6 +328,7 @@ impl ItemHandler {
         &self,
         op: &'static str,
         urn: &str,
+        id: Option<&str>,
         counts: bool,
         echo: Option<&str>,
         work: impl FnOnce() -> Result<T, ProviderError>,
@@ -389,6 +392,7 @@ impl ItemHandler {
         s.log.lock().expect("log lock").push(CallRecord {
             op,
             urn: urn.to_owned(),
+            id: id.map(str::to_owned),
             started,
             finished,
             ok: result.is_ok(),
@@ -413,7 +417,7 @@ fn args_of(item: &WorldItem) -> ItemArgs {
 impl Handler<Item> for ItemHandler {
     async fn create(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Created<ItemOutputs>, ProviderError> {
         let echo = args.secret.as_ref().map(|s| s.get().as_str());
-        self.call("create", ctx.urn.as_str(), true, echo, || {
+        self.call("create", ctx.urn.as_str(), None, true, echo, || {
             let faults = &self.state.faults;
             let key = args.key.as_ref().map(|k| k.get().clone());
             if faults.unique_keys
@@ -445,7 +449,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn read(&self, ctx: &OpContext, stored: &Stored<Item>) -> Result<Option<Observed<Item>>, ProviderError> {
-        self.call("read", ctx.urn.as_str(), false, None, || {
+        self.call("read", ctx.urn.as_str(), Some(&stored.id), false, None, || {
             Ok(self.state.world.get(&stored.id).map(|item| Observed {
                 id: stored.id.clone(),
                 args: args_of(&item),
@@ -463,7 +467,7 @@ impl Handler<Item> for ItemHandler {
         _changes: &[PropertyChange],
     ) -> Result<ItemOutputs, ProviderError> {
         let echo = args.secret.as_ref().map(|s| s.get().as_str());
-        self.call("update", ctx.urn.as_str(), true, echo, || {
+        self.call("update", ctx.urn.as_str(), Some(&stored.id), true, echo, || {
             let mut item = self
                 .state
                 .world
@@ -479,7 +483,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn delete(&self, ctx: &OpContext, stored: &Stored<Item>) -> Result<(), ProviderError> {
-        self.call("delete", ctx.urn.as_str(), true, None, || {
+        self.call("delete", ctx.urn.as_str(), Some(&stored.id), true, None, || {
             self.state.world.remove(&stored.id);
             Ok(())
         })
@@ -487,7 +491,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn find(&self, ctx: &OpContext, _args: &ItemArgs) -> Result<Found<ItemOutputs>, ProviderError> {
-        self.call("find", ctx.urn.as_str(), false, None, || {
+        self.call("find", ctx.urn.as_str(), None, false, None, || {
             if !self.state.faults.find {
                 return Ok(Found::Unknown);
             }
@@ -501,7 +505,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<Observed<Item>>, ProviderError> {
-        self.call("read", ctx.urn.as_str(), false, None, || {
+        self.call("read", ctx.urn.as_str(), Some(id), false, None, || {
             Ok(self.state.world.get(id).map(|item| Observed {
                 id: id.to_owned(),
                 args: args_of(&item),
