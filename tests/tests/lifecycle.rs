@@ -218,8 +218,101 @@ async fn transient_and_throttled_errors_are_retried_until_the_apply_converges() 
     let report = engine.up(STACK, &p, false, &yes).await.unwrap();
     assert!(report.succeeded(), "{:?}", report.failures);
     assert!(tp.calls().iter().any(|c| !c.ok), "some calls were throttled");
-    assert_eq!(tp.world().items().len(), 40, "no duplicates despite retries");
+    // Throttling refuses the request before any work, so these retries cannot duplicate
+    // anything; lost answers after the work are covered by the tests below.
+    assert_eq!(tp.world().items().len(), 40, "every resource exists once");
     assert!(tp.max_in_flight() <= 3, "the provider's own limit holds: {}", tp.max_in_flight());
+}
+
+/// Objects in the world that the state does not record (orphans), and resources with more than
+/// one object (duplicates), after comparing the world with the stack's state.
+async fn orphans_and_duplicates(engine: &stackwright::Engine, tp: &TestProvider) -> (Vec<String>, Vec<String>) {
+    let state = engine.state(STACK).await.unwrap().unwrap();
+    let known: std::collections::BTreeSet<String> =
+        state.resources.values().map(|r| r.id.clone()).chain(state.retired.iter().map(|r| r.id.clone())).collect();
+    let world = tp.world().items();
+    let orphans = world.keys().filter(|id| !known.contains(*id)).cloned().collect();
+    let mut per_urn: std::collections::BTreeMap<String, usize> = Default::default();
+    for item in world.values() {
+        *per_urn.entry(item.urn.clone()).or_default() += 1;
+    }
+    let duplicates = per_urn.into_iter().filter(|(_, n)| *n > 1).map(|(urn, _)| urn).collect();
+    (orphans, duplicates)
+}
+
+/// Applies 40 items, then changes every value and drops ten, with answers lost after the work
+/// on a third of the calls, and runs `up` until it succeeds. Returns how many calls lost their
+/// answer.
+async fn converge_with_lost_answers(engine: &stackwright::Engine, faults: Faults) -> (TestProvider, usize) {
+    let world = World::memory();
+    let version = |tp: TestProvider, generation: u64, count: usize| {
+        program(move |s| {
+            s.provider(tp.provider().max_concurrency(4));
+            for i in 0..count {
+                s.resource::<Item>(&format!("r{i}"), item(json!({ "i": i, "gen": generation }), &format!("k{i}")));
+            }
+        })
+    };
+    let lossy = Faults { lose_answer_rate: 0.33, seed: 11, ..faults.clone() };
+    let mut lost = 0;
+    for (generation, count) in [(0, 40), (1, 30)] {
+        // Each run uses a provider with a fresh seed, as the network would.
+        for attempt in 0..5 {
+            let tp = TestProvider::new(world.clone(), Faults { seed: 11 + attempt, ..lossy.clone() });
+            let report = engine.up(STACK, &version(tp.clone(), generation, count), false, &yes).await.unwrap();
+            lost += tp.calls().iter().filter(|c| !c.ok && c.op != "find" && c.op != "read").count();
+            if report.succeeded() {
+                break;
+            }
+        }
+    }
+    let clean = TestProvider::new(world, faults);
+    let p = version(clean.clone(), 1, 30);
+    assert!(engine.up(STACK, &p, false, &yes).await.unwrap().succeeded());
+    assert!(!engine.preview(STACK, &p, false, false).await.unwrap().plan.has_changes());
+    (clean, lost)
+}
+
+/// Retries reuse the operation id, so a provider that derives the object from it (an idempotency
+/// key) makes each object once however many answers are lost.
+#[tokio::test]
+async fn answers_lost_after_the_work_are_retried_without_duplicates_or_orphans_when_ids_are_operation_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let (tp, lost) = converge_with_lost_answers(&engine, Faults::default()).await;
+    assert!(lost >= 10, "enough answers were lost to prove something: {lost}");
+    let (orphans, duplicates) = orphans_and_duplicates(&engine, &tp).await;
+    assert_eq!((orphans, duplicates), (vec![], vec![]), "the world matches the state");
+    assert_eq!(tp.world().items().len(), 30);
+}
+
+/// With unique names, the retry of a create that committed hits a conflict; that outcome stays
+/// uncertain, the create stays pending, and the next run adopts the object by its tag.
+#[tokio::test]
+async fn answers_lost_after_the_work_leave_no_duplicates_or_orphans_with_unique_names_and_server_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let faults = Faults { server_ids: true, unique_keys: true, ..Faults::default() };
+    let (tp, lost) = converge_with_lost_answers(&engine, faults).await;
+    assert!(lost >= 10, "enough answers were lost to prove something: {lost}");
+    let (orphans, duplicates) = orphans_and_duplicates(&engine, &tp).await;
+    assert_eq!((orphans, duplicates), (vec![], vec![]), "the world matches the state");
+    assert_eq!(tp.world().items().len(), 30);
+}
+
+/// With server-chosen ids and no unique names, nothing stops the retry of a committed create
+/// from making a second object, unless the engine asks `find` before retrying.
+#[tokio::test]
+#[ignore = "engine bug: a create whose answer was lost is retried blindly; with server-chosen ids the retry makes a second object"]
+async fn answers_lost_after_the_work_leave_no_duplicates_or_orphans_with_server_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let faults = Faults { server_ids: true, ..Faults::default() };
+    let (tp, lost) = converge_with_lost_answers(&engine, faults).await;
+    assert!(lost >= 10, "enough answers were lost to prove something: {lost}");
+    let (orphans, duplicates) = orphans_and_duplicates(&engine, &tp).await;
+    assert_eq!((orphans, duplicates), (vec![], vec![]), "the world matches the state");
+    assert_eq!(tp.world().items().len(), 30);
 }
 
 #[tokio::test]

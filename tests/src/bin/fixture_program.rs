@@ -11,22 +11,41 @@
 //! `SW_MISTAKE` adds a declaration mistake (`cycle`, `duplicate`, `no_provider`) or makes the
 //! program `panic`. `SW_PANIC_AT` makes the Nth provider call panic; `SW_READ_FAILURES` makes
 //! the first N reads and finds fail with `SW_FAIL_KIND`.
+//!
+//! Realistic-provider faults: `SW_SERVER_IDS=1` (the provider picks random object ids; `find`
+//! searches the tag written at create time), `SW_NO_FIND=1` (`find` answers "unknown", so an
+//! interrupted create must be resolved by the user), `SW_UNIQUE_KEYS=1` (every item gets its own
+//! key and creating a taken key is a conflict), `SW_LOSE_ANSWER_AT` (the Nth call does its work
+//! and then fails with a transient error), `SW_REPLACE_EVERY_RUN=1` (with unique keys, every
+//! item's key changes with the generation, so every run is creates and deletes).
 
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use stackwright::builtin::testing::{Faults, Item, ItemArgs, TestProvider, World};
 use stackwright::core::ErrorKind;
-use stackwright::{Data, DataArgs, Input, ResourceOptions};
+use stackwright::{Data, DataArgs, Input, Program, ResourceOptions};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn main() -> std::process::ExitCode {
+fn flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
+fn main() -> ExitCode {
+    stackwright::run_with_args(std::env::args(), program())
+}
+
+fn program() -> Program {
     let world = std::env::var("SW_WORLD").expect("SW_WORLD must name the world directory");
     let n: usize = env("SW_N", 30);
     let generation: u64 = env("SW_GEN", 0);
+    let unique_keys = flag("SW_UNIQUE_KEYS");
+    let replace_every_run = flag("SW_REPLACE_EVERY_RUN");
     let faults = Faults {
         // Half before the work and half after, so a kill can land while a response is on its way.
         latency: Duration::from_micros(env("SW_LATENCY_MS", 0) * 500),
@@ -41,10 +60,14 @@ fn main() -> std::process::ExitCode {
         echo_escaped: std::env::var_os("SW_ECHO_ESCAPED").is_some(),
         panic_at_call: std::env::var("SW_PANIC_AT").ok().and_then(|v| v.parse().ok()),
         read_failures: env("SW_READ_FAILURES", 0),
+        server_ids: flag("SW_SERVER_IDS"),
+        find: !flag("SW_NO_FIND"),
+        unique_keys,
+        lose_answer_at_call: std::env::var("SW_LOSE_ANSWER_AT").ok().and_then(|v| v.parse().ok()),
         ..Faults::default()
     };
     let provider = TestProvider::new(World::directory(world), faults);
-    stackwright::run(move |stack| {
+    Arc::new(move |stack| {
         stack.provider(provider.provider());
         // A secret from the stack's configuration, threaded into an item and a derived value.
         let password = stack.config().get_secret::<String>("db_password")?;
@@ -63,7 +86,21 @@ fn main() -> std::process::ExitCode {
                 let parent = &items[(i - 1) / 2];
                 parent.value.map(move |p| json!({ "gen": p["gen"], "i": i })).into()
             };
-            let key = if i % 5 == 0 && generation % 3 == 2 { format!("k{generation}") } else { "k".to_owned() };
+            let key = if unique_keys {
+                // Unique per item, and a changed key never comes back, so a replacement never
+                // collides with an old object still awaiting its delete.
+                if replace_every_run {
+                    format!("k{generation}-{i}")
+                } else if i % 5 == 0 {
+                    format!("k{}-{i}", generation / 3)
+                } else {
+                    format!("k-{i}")
+                }
+            } else if i % 5 == 0 && generation % 3 == 2 {
+                format!("k{generation}")
+            } else {
+                "k".to_owned()
+            };
             let mut opts = ResourceOptions::new();
             if i % 7 == 3 {
                 opts = opts.delete_before_replace();

@@ -188,6 +188,10 @@ pub struct Faults {
     /// The Nth call (1-based, counting create, update and delete) does its work and then fails
     /// with a transient error, as when the answer is lost after the server committed.
     pub lose_answer_at_call: Option<u64>,
+    /// Probability in [0, 1] that a create, update or delete does its work and then fails with a
+    /// transient error (the answer lost on the way back), drawn from the same seeded generator
+    /// as `error_rate`.
+    pub lose_answer_rate: f64,
     /// The Nth call (1-based) panics before doing anything.
     pub panic_at_call: Option<u64>,
     /// The first this many `read`, `find` and `import` calls fail with `error_kind`.
@@ -213,6 +217,7 @@ impl Default for Faults {
             find: true,
             unique_keys: false,
             lose_answer_at_call: None,
+            lose_answer_rate: 0.0,
             panic_at_call: None,
             read_failures: 0,
             echo_escaped: false,
@@ -227,6 +232,8 @@ pub struct CallRecord {
     pub op: &'static str,
     /// The resource.
     pub urn: String,
+    /// The stored object's id, for calls on an existing object (`read`, `update`, `delete`).
+    pub id: Option<String>,
     /// Global sequence number when the call started.
     pub started: u64,
     /// Global sequence number when it finished.
@@ -326,6 +333,7 @@ impl ItemHandler {
         &self,
         op: &'static str,
         urn: &str,
+        id: Option<&str>,
         counts: bool,
         echo: Option<&str>,
         work: impl FnOnce() -> Result<T, ProviderError>,
@@ -366,8 +374,13 @@ impl ItemHandler {
             Some(e) => Err(e),
             None => work(),
         };
+        let lose_answer = counts
+            && result.is_ok()
+            && (s.faults.lose_answer_at_call == Some(n)
+                || (s.faults.lose_answer_rate > 0.0
+                    && s.rng.lock().expect("rng lock").random_bool(s.faults.lose_answer_rate.min(1.0))));
         let result = match result {
-            Ok(_) if counts && s.faults.lose_answer_at_call == Some(n) => Err(ProviderError::transient(format!(
+            Ok(_) if lose_answer => Err(ProviderError::transient(format!(
                 "injected lost answer at call {n} ({op} {urn}): the connection closed after the request was sent"
             ))),
             other => other,
@@ -384,6 +397,7 @@ impl ItemHandler {
         s.log.lock().expect("log lock").push(CallRecord {
             op,
             urn: urn.to_owned(),
+            id: id.map(str::to_owned),
             started,
             finished,
             ok: result.is_ok(),
@@ -420,7 +434,7 @@ fn args_of(item: &WorldItem) -> ItemArgs {
 impl Handler<Item> for ItemHandler {
     async fn create(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Created<ItemOutputs>, ProviderError> {
         let echo = echo_request(&self.state.faults, args);
-        self.call("create", ctx.urn.as_str(), true, echo.as_deref(), || {
+        self.call("create", ctx.urn.as_str(), None, true, echo.as_deref(), || {
             let faults = &self.state.faults;
             let key = args.key.as_ref().map(|k| k.get().clone());
             if faults.unique_keys
@@ -452,7 +466,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn read(&self, ctx: &OpContext, stored: &Stored<Item>) -> Result<Option<Observed<Item>>, ProviderError> {
-        self.call("read", ctx.urn.as_str(), false, None, || {
+        self.call("read", ctx.urn.as_str(), Some(&stored.id), false, None, || {
             Ok(self.state.world.get(&stored.id).map(|item| Observed {
                 id: stored.id.clone(),
                 args: args_of(&item),
@@ -470,7 +484,7 @@ impl Handler<Item> for ItemHandler {
         _changes: &[PropertyChange],
     ) -> Result<ItemOutputs, ProviderError> {
         let echo = echo_request(&self.state.faults, args);
-        self.call("update", ctx.urn.as_str(), true, echo.as_deref(), || {
+        self.call("update", ctx.urn.as_str(), Some(&stored.id), true, echo.as_deref(), || {
             let mut item = self
                 .state
                 .world
@@ -486,7 +500,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn delete(&self, ctx: &OpContext, stored: &Stored<Item>) -> Result<(), ProviderError> {
-        self.call("delete", ctx.urn.as_str(), true, None, || {
+        self.call("delete", ctx.urn.as_str(), Some(&stored.id), true, None, || {
             self.state.world.remove(&stored.id);
             Ok(())
         })
@@ -495,7 +509,7 @@ impl Handler<Item> for ItemHandler {
 
     async fn find(&self, ctx: &OpContext, args: &ItemArgs) -> Result<Found<ItemOutputs>, ProviderError> {
         let echo = echo_request(&self.state.faults, args);
-        self.call("find", ctx.urn.as_str(), false, echo.as_deref(), || {
+        self.call("find", ctx.urn.as_str(), None, false, echo.as_deref(), || {
             if !self.state.faults.find {
                 return Ok(Found::Unknown);
             }
@@ -509,7 +523,7 @@ impl Handler<Item> for ItemHandler {
     }
 
     async fn import(&self, ctx: &OpContext, id: &str) -> Result<Option<Observed<Item>>, ProviderError> {
-        self.call("read", ctx.urn.as_str(), false, None, || {
+        self.call("read", ctx.urn.as_str(), Some(id), false, None, || {
             Ok(self.state.world.get(id).map(|item| Observed {
                 id: id.to_owned(),
                 args: args_of(&item),
