@@ -305,8 +305,10 @@ async fn a_lost_answer_followed_by_a_conflict_keeps_the_create_pending_and_the_n
             s.resource::<Item>("thing", item(json!(1), "unique-name"));
         })
     };
-    // The create commits, its answer is lost (transient), and the retry hits the taken name.
-    let lossy = TestProvider::new(world.clone(), Faults { lose_answer_at_call: Some(1), ..realistic.clone() });
+    // The create commits and its answer is lost (transient); before retrying, the engine asks
+    // `find`, whose read lags behind the write and answers "absent"; the retry hits the taken name.
+    let lossy =
+        TestProvider::new(world.clone(), Faults { lose_answer_at_call: Some(1), stale_finds: 1, ..realistic.clone() });
     let report = engine.up(STACK, &p(lossy), false, &yes).await.unwrap();
     match &failure(&report, "thing").reason {
         FailureReason::Failed { error: StepError::Provider { kind, uncertain, attempts, .. } } => {
@@ -420,7 +422,13 @@ async fn reconciliation_retries_transient_errors_instead_of_aborting_the_update(
     };
     let once = TestProvider::new(
         world.clone(),
-        Faults { lose_answer_at_call: Some(1), unique_keys: true, server_ids: true, ..Faults::default() },
+        Faults {
+            lose_answer_at_call: Some(1),
+            stale_finds: 1,
+            unique_keys: true,
+            server_ids: true,
+            ..Faults::default()
+        },
     );
     let report = engine.up(STACK, &p(once), false, &yes).await.unwrap();
     assert!(!report.succeeded());

@@ -303,7 +303,6 @@ async fn answers_lost_after_the_work_leave_no_duplicates_or_orphans_with_unique_
 /// With server-chosen ids and no unique names, nothing stops the retry of a committed create
 /// from making a second object, unless the engine asks `find` before retrying.
 #[tokio::test]
-#[ignore = "engine bug: a create whose answer was lost is retried blindly; with server-chosen ids the retry makes a second object"]
 async fn answers_lost_after_the_work_leave_no_duplicates_or_orphans_with_server_ids() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path());

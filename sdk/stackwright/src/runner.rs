@@ -4,6 +4,8 @@
 //! retries, timeout and panic isolation, gives the permit back, and records the result or the
 //! abort, with every message scrubbed of the secrets involved.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -188,6 +190,8 @@ impl Runner {
         };
         let settings = &self.settings;
         let handler = &bound.handler;
+        // Whether an earlier attempt failed in a way that may have applied it.
+        let lost = Arc::new(AtomicBool::new(false));
         let result = crate::panics::catch_async(call_with_retry(
             &settings.retry,
             &settings.observer,
@@ -196,8 +200,14 @@ impl Runner {
             timeout,
             &secrets,
             || {
-                let (handler, ctx, call) = (handler.clone(), ctx.clone(), call.clone());
-                async move { invoke(handler.as_ref(), &ctx, &call).await }
+                let (handler, ctx, call, lost) = (handler.clone(), ctx.clone(), call.clone(), lost.clone());
+                async move {
+                    let result = attempt(handler.as_ref(), &ctx, &call, lost.load(Ordering::SeqCst)).await;
+                    if result.as_ref().is_err_and(|e| e.kind == ErrorKind::Transient) {
+                        lost.store(true, Ordering::SeqCst);
+                    }
+                    result
+                }
             },
         ))
         .await;
@@ -244,7 +254,33 @@ impl Runner {
     }
 }
 
-/// One attempt of a call, through the erased handler (arguments revealed).
+/// One attempt of a call. A create whose earlier attempt may have been applied (its answer was
+/// lost) first asks `find` for the object that attempt made, so a retry never makes a second
+/// one: found → adopted; absent → created; the provider cannot tell → the attempt fails
+/// without retry, and the operation stays pending for the user to resolve.
+async fn attempt(
+    handler: &dyn stackwright_core::ErasedHandler,
+    ctx: &OpContext,
+    call: &Call,
+    earlier_may_have_applied: bool,
+) -> Result<Reply, stackwright_core::ProviderError> {
+    if let (Call::Create { inputs }, true) = (call, earlier_may_have_applied) {
+        match handler.find(ctx, &reveal(inputs.clone()).0).await? {
+            Found::Object(created) => return Ok(Reply::Created { id: created.id, outputs: created.outputs }),
+            Found::Absent => {}
+            Found::Unknown => {
+                return Err(stackwright_core::ProviderError::new(
+                    ErrorKind::Other,
+                    "an earlier attempt's answer was lost and the provider cannot tell whether it created the \
+                     object, so it is not created again",
+                ));
+            }
+        }
+    }
+    invoke(handler, ctx, call).await
+}
+
+/// One call through the erased handler (arguments revealed).
 async fn invoke(
     handler: &dyn stackwright_core::ErasedHandler,
     ctx: &OpContext,

@@ -196,6 +196,9 @@ pub struct Faults {
     pub panic_at_call: Option<u64>,
     /// The first this many `read`, `find` and `import` calls fail with `error_kind`.
     pub read_failures: u64,
+    /// The first this many `find` calls answer "absent" even when the object exists, like an
+    /// API whose reads lag behind its writes.
+    pub stale_finds: u64,
     /// Injected errors also echo the request the way real APIs do: as a JSON body (the
     /// secret JSON-escaped, the `value` argument as nested JSON) and as a URL (the secret
     /// percent-encoded with `%20` and form-encoded with `+`).
@@ -220,6 +223,7 @@ impl Default for Faults {
             lose_answer_rate: 0.0,
             panic_at_call: None,
             read_failures: 0,
+            stale_finds: 0,
             echo_escaped: false,
         }
     }
@@ -248,6 +252,7 @@ pub struct TestProviderState {
     faults: Faults,
     calls: AtomicU64,
     reads: AtomicU64,
+    finds: AtomicU64,
     sequence: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -273,6 +278,7 @@ impl TestProvider {
                 faults,
                 calls: AtomicU64::new(0),
                 reads: AtomicU64::new(0),
+                finds: AtomicU64::new(0),
                 sequence: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
@@ -512,6 +518,9 @@ impl Handler<Item> for ItemHandler {
         self.call("find", ctx.urn.as_str(), None, false, echo.as_deref(), || {
             if !self.state.faults.find {
                 return Ok(Found::Unknown);
+            }
+            if self.state.finds.fetch_add(1, Ordering::SeqCst) < self.state.faults.stale_finds {
+                return Ok(Found::Absent);
             }
             let tagged = self.state.world.items().into_iter().find(|(_, i)| i.tag.as_ref() == Some(&ctx.operation_id));
             Ok(match tagged {
