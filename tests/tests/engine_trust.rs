@@ -5,6 +5,7 @@
 
 mod common;
 
+use stackwright::{PreviewOptions, UpOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -104,13 +105,13 @@ async fn a_step_that_would_do_more_than_the_plan_showed_fails_naming_the_field_a
             s.resource::<Item>("neighbour", item(json!(2), "n"));
         })
     };
-    assert!(engine.up(STACK, &version("a"), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &version("a"), UpOptions::default(), &yes).await.unwrap().succeeded());
     let before = tp.world().items();
 
     let p = version("b");
-    let plan = engine.preview(STACK, &p, false, false).await.unwrap().plan;
+    let plan = engine.preview(STACK, &p, PreviewOptions::default()).await.unwrap().plan;
     assert_eq!(changes(&plan), vec![("source".to_string(), StepOp::Update)], "the plan shows only the update");
-    let report = engine.up(STACK, &p, false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap();
     let user = failure(&report, "user");
     match &user.reason {
         FailureReason::Failed { error: StepError::PlanChanged { path, .. } } => {
@@ -147,8 +148,8 @@ async fn mandatory_policies_run_again_on_values_known_only_at_apply_time() {
                 .collect()
         });
     });
-    assert!(engine.preview(STACK, &p, false, false).await.is_ok(), "the value is unknown at preview");
-    let report = engine.up(STACK, &p, false, &yes).await.unwrap();
+    assert!(engine.preview(STACK, &p, PreviewOptions::default()).await.is_ok(), "the value is unknown at preview");
+    let report = engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap();
     match &failure(&report, "copy").reason {
         FailureReason::Failed { error: StepError::Policy { violations } } => {
             assert_eq!(violations[0].policy, "no-tokens-in-values")
@@ -174,7 +175,7 @@ async fn create_before_delete_keeps_the_old_object_until_every_user_has_moved() 
         })
     };
     let tp = TestProvider::new(world.clone(), Faults::default());
-    assert!(engine.up(STACK, &version(tp.clone(), "k1"), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &version(tp.clone(), "k1"), UpOptions::default(), &yes).await.unwrap().succeeded());
     let old_base = engine.state(STACK).await.unwrap().unwrap().resources[&Urn::from("base")].id.clone();
 
     // The key change replaces `base` create-first; the user's update (call 2) fails for good.
@@ -182,7 +183,7 @@ async fn create_before_delete_keeps_the_old_object_until_every_user_has_moved() 
         world.clone(),
         Faults { fail_at_call: Some(2), error_kind: ErrorKind::InvalidInput, ..Faults::default() },
     );
-    let report = engine.up(STACK, &version(failing, "k2"), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &version(failing, "k2"), UpOptions::default(), &yes).await.unwrap();
     assert!(matches!(failure(&report, "user").reason, FailureReason::Failed { .. }));
     assert!(
         matches!(&failure(&report, "base").reason, FailureReason::KeptReplaced { because } if because.as_str() == "user"),
@@ -194,13 +195,13 @@ async fn create_before_delete_keeps_the_old_object_until_every_user_has_moved() 
     assert_eq!(state.retired.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![old_base.clone()]);
 
     // The next successful run moves the user and only then deletes the old object.
-    let plan = engine.preview(STACK, &version(tp.clone(), "k2"), false, false).await.unwrap().plan;
+    let plan = engine.preview(STACK, &version(tp.clone(), "k2"), PreviewOptions::default()).await.unwrap().plan;
     assert!(
         plan.steps.iter().any(|s| s.urn.as_str() == "base" && s.op == StepOp::DeleteReplaced),
         "the kept object is planned for deletion: {:?}",
         changes(&plan)
     );
-    let report = engine.up(STACK, &version(tp.clone(), "k2"), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &version(tp.clone(), "k2"), UpOptions::default(), &yes).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     assert!(!world.items().contains_key(&old_base));
     let calls = tp.calls();
@@ -229,8 +230,8 @@ async fn delete_before_replace_replaces_the_users_first_in_reverse_dependency_or
             s.resource::<Item>("unrelated", item(json!("u"), "u"));
         })
     };
-    assert!(engine.up(STACK, &version("v1"), false, &yes).await.unwrap().succeeded());
-    let plan = engine.preview(STACK, &version("v2"), false, false).await.unwrap().plan;
+    assert!(engine.up(STACK, &version("v1"), UpOptions::default(), &yes).await.unwrap().succeeded());
+    let plan = engine.preview(STACK, &version("v2"), PreviewOptions::default()).await.unwrap().plan;
     let first = StepOp::Replace { delete_before_create: true };
     assert_eq!(
         changes(&plan),
@@ -240,7 +241,7 @@ async fn delete_before_replace_replaces_the_users_first_in_reverse_dependency_or
     assert!(schema.reason.as_deref().is_some_and(|r| r.contains("`db`")), "{:?}", schema.reason);
 
     let start = tp.calls().len();
-    let report = engine.up(STACK, &version("v2"), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &version("v2"), UpOptions::default(), &yes).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     let order: Vec<(String, String)> = tp.calls()[start..].iter().map(|c| (c.op.to_string(), c.urn.clone())).collect();
     let pos = |op: &str, urn: &str| order.iter().position(|(o, u)| o == op && u == urn).unwrap();
@@ -251,7 +252,7 @@ async fn delete_before_replace_replaces_the_users_first_in_reverse_dependency_or
     assert!(pos("create", "schema") < pos("create", "grant"), "{order:?}");
     assert!(!order.iter().any(|(_, u)| u == "unrelated"), "{order:?}");
     assert_eq!(urns_in(&tp), vec!["db", "grant", "schema", "unrelated"]);
-    assert!(!engine.preview(STACK, &version("v2"), false, false).await.unwrap().plan.has_changes());
+    assert!(!engine.preview(STACK, &version("v2"), PreviewOptions::default()).await.unwrap().plan.has_changes());
 }
 
 #[tokio::test]
@@ -270,24 +271,24 @@ async fn moving_a_resource_to_another_provider_instance_replaces_it_or_is_refuse
             s.resource_with::<Item>("thing", item(json!(1), "k"), ResourceOptions::new().provider(on));
         })
     };
-    assert!(engine.up(STACK, &version("east", true), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &version("east", true), UpOptions::default(), &yes).await.unwrap().succeeded());
     assert_eq!(urns_in(&east), vec!["thing"]);
 
     // Without the old instance registered, the move is refused and names both instances.
-    let err = engine.preview(STACK, &version("west", false), false, false).await.unwrap_err();
+    let err = engine.preview(STACK, &version("west", false), PreviewOptions::default()).await.unwrap_err();
     assert!(matches!(err, EngineError::ProviderMissing(_)), "{err}");
     let text = err.to_string();
     assert!(text.contains("`east`") && text.contains("`west`"), "{text}");
     let before = engine.state(STACK).await.unwrap();
-    assert!(engine.up(STACK, &version("west", false), false, &yes).await.is_err());
+    assert!(engine.up(STACK, &version("west", false), UpOptions::default(), &yes).await.is_err());
     assert_eq!(engine.state(STACK).await.unwrap(), before, "a refused move changes nothing");
 
     // With both registered, it is a replacement with the reason, and the old object goes.
-    let plan = engine.preview(STACK, &version("west", true), false, false).await.unwrap().plan;
+    let plan = engine.preview(STACK, &version("west", true), PreviewOptions::default()).await.unwrap().plan;
     let step = plan.steps.iter().find(|s| s.urn.as_str() == "thing").unwrap();
     assert!(matches!(step.op, StepOp::Replace { .. }), "{:?}", step.op);
     assert!(step.reason.as_deref().is_some_and(|r| r.contains("`east`") && r.contains("`west`")));
-    assert!(engine.up(STACK, &version("west", true), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &version("west", true), UpOptions::default(), &yes).await.unwrap().succeeded());
     assert!(urns_in(&east).is_empty(), "the object on the old instance is deleted");
     assert_eq!(urns_in(&west), vec!["thing"]);
     assert_eq!(engine.state(STACK).await.unwrap().unwrap().resources[&Urn::from("thing")].provider, "west");
@@ -309,7 +310,7 @@ async fn a_lost_answer_followed_by_a_conflict_keeps_the_create_pending_and_the_n
     // `find`, whose read lags behind the write and answers "absent"; the retry hits the taken name.
     let lossy =
         TestProvider::new(world.clone(), Faults { lose_answer_at_call: Some(1), stale_finds: 1, ..realistic.clone() });
-    let report = engine.up(STACK, &p(lossy), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p(lossy), UpOptions::default(), &yes).await.unwrap();
     match &failure(&report, "thing").reason {
         FailureReason::Failed { error: StepError::Provider { kind, uncertain, attempts, .. } } => {
             assert_eq!(*kind, ErrorKind::Conflict);
@@ -324,7 +325,7 @@ async fn a_lost_answer_followed_by_a_conflict_keeps_the_create_pending_and_the_n
 
     // The next up finds it by the tag it was given and adopts it: no duplicate, no orphan.
     let tp = TestProvider::new(world.clone(), realistic);
-    let report = engine.up(STACK, &p(tp), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p(tp), UpOptions::default(), &yes).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     assert_eq!(report.reconciled.len(), 1, "{:?}", report.reconciled);
     let state = engine.state(STACK).await.unwrap().unwrap();
@@ -349,14 +350,14 @@ async fn a_provider_without_find_stops_the_next_up_until_the_pending_create_is_r
         })
     };
     let lossy = TestProvider::new(world.clone(), Faults { lose_answer_at_call: Some(1), ..blind.clone() });
-    let report = engine.up(STACK, &p(lossy, false), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p(lossy, false), UpOptions::default(), &yes).await.unwrap();
     assert!(!report.succeeded());
     assert_eq!(world.items().len(), 1, "the lost answer's object exists");
     assert!(engine.state(STACK).await.unwrap().unwrap().resources.is_empty(), "and the state does not know it");
 
     // The next up stops before changing anything and says how to resolve it.
     let tp = TestProvider::new(world.clone(), blind.clone());
-    let err = engine.up(STACK, &p(tp.clone(), true), false, &yes).await.unwrap_err();
+    let err = engine.up(STACK, &p(tp.clone(), true), UpOptions::default(), &yes).await.unwrap_err();
     let EngineError::Uncertain(ops) = &err else { panic!("expected an uncertain operation, got {err}") };
     assert_eq!(ops.len(), 1);
     assert_eq!(ops[0].resource, "thing");
@@ -375,7 +376,7 @@ async fn a_provider_without_find_stops_the_next_up_until_the_pending_create_is_r
     let state = engine.state(STACK).await.unwrap().unwrap();
     assert!(state.pending.is_empty());
     assert_eq!(state.resources[&Urn::from("thing")].id, made);
-    let report = engine.up(STACK, &p(tp.clone(), true), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p(tp.clone(), true), UpOptions::default(), &yes).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     assert!(!report.plan.steps.iter().any(|s| s.urn.as_str() == "thing" && s.op.is_change()));
     let state = engine.state(STACK).await.unwrap().unwrap();
@@ -400,12 +401,15 @@ async fn resolving_a_pending_create_as_absent_lets_the_next_up_create_it() {
     };
     // A create that panics before doing anything: its outcome is unknown to the engine.
     let panicky = TestProvider::new(world.clone(), Faults { panic_at_call: Some(1), ..blind.clone() });
-    let report = engine.up(STACK, &p(panicky), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p(panicky), UpOptions::default(), &yes).await.unwrap();
     assert!(matches!(failure(&report, "thing").reason, FailureReason::Failed { error: StepError::Panicked { .. } }));
     let tp = TestProvider::new(world.clone(), blind);
-    assert!(matches!(engine.up(STACK, &p(tp.clone()), false, &yes).await, Err(EngineError::Uncertain(_))));
+    assert!(matches!(
+        engine.up(STACK, &p(tp.clone()), UpOptions::default(), &yes).await,
+        Err(EngineError::Uncertain(_))
+    ));
     engine.resolve_pending(STACK, &p(tp.clone()), "thing", Resolution::Absent).await.unwrap();
-    assert!(engine.up(STACK, &p(tp.clone()), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &p(tp.clone()), UpOptions::default(), &yes).await.unwrap().succeeded());
     assert_eq!(world.items().len(), 1);
 }
 
@@ -430,7 +434,7 @@ async fn reconciliation_retries_transient_errors_instead_of_aborting_the_update(
             ..Faults::default()
         },
     );
-    let report = engine.up(STACK, &p(once), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p(once), UpOptions::default(), &yes).await.unwrap();
     assert!(!report.succeeded());
     assert_eq!(engine.state(STACK).await.unwrap().unwrap().pending.len(), 1);
     // Reconciliation's `find` fails twice with transient errors, then works.
@@ -438,7 +442,7 @@ async fn reconciliation_retries_transient_errors_instead_of_aborting_the_update(
         world.clone(),
         Faults { read_failures: 2, unique_keys: true, server_ids: true, ..Faults::default() },
     );
-    let report = engine.up(STACK, &p(flaky.clone()), false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p(flaky.clone()), UpOptions::default(), &yes).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     assert_eq!(flaky.calls().iter().filter(|c| c.op == "find").count(), 3, "two failures, then the answer");
     assert_eq!(world.items().len(), 1);
@@ -456,7 +460,7 @@ async fn a_panic_in_a_provider_call_fails_that_step_and_the_rest_finish_and_pers
         s.resource::<Item>("child", ItemArgs { value: first.value.clone().into(), key: None, secret: None });
         s.resource::<Item>("neighbour", item(json!(2), "b"));
     });
-    let report = engine.up(STACK, &p, false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap();
     let first = failure(&report, "first");
     assert!(
         matches!(&first.reason, FailureReason::Failed { error: StepError::Panicked { message, .. } } if message.contains("injected panic"))
@@ -482,7 +486,7 @@ async fn a_panic_in_an_output_map_closure_fails_that_step_only() {
         s.resource::<Item>("after", ItemArgs { value: broken.value.clone().into(), key: None, secret: None });
         s.resource::<Item>("neighbour", item(json!(2), "b"));
     });
-    let report = engine.up(STACK, &p, false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap();
     let broken = failure(&report, "broken");
     match &broken.reason {
         FailureReason::Failed { error: StepError::Arguments { message } } => {

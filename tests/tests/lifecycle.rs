@@ -7,6 +7,7 @@ use common::*;
 use serde_json::{Value, json};
 use stackwright::builtin::testing::{Faults, Item, ItemArgs, TestProvider, World};
 use stackwright::{EngineError, ResourceOptions, StepOp};
+use stackwright::{PreviewOptions, UpOptions};
 
 fn item(value: Value, key: &str) -> ItemArgs {
     ItemArgs { value: value.into(), key: Some(key.to_owned().into()), secret: None }
@@ -42,29 +43,29 @@ async fn lifecycle_create_update_replace_rename_protect_delete() {
 
     // Create: both resources are created, `b` after `a`, and a second run changes nothing.
     let p = version(1, "k1", "b", false);
-    let preview = engine.preview(STACK, &p, false, false).await.unwrap();
+    let preview = engine.preview(STACK, &p, PreviewOptions::default()).await.unwrap();
     assert_eq!(changes(&preview.plan), vec![("a".into(), StepOp::Create), ("b".into(), StepOp::Create)]);
-    let report = engine.up(STACK, &p, false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap();
     assert!(report.succeeded(), "{:?}", report.failures);
     assert_eq!(world_values(&tp), vec![("a".into(), json!(1)), ("b".into(), json!({"from_a": 1}))]);
-    assert!(!engine.preview(STACK, &p, false, false).await.unwrap().plan.has_changes());
+    assert!(!engine.preview(STACK, &p, PreviewOptions::default()).await.unwrap().plan.has_changes());
 
     // Update: changing `a`'s value updates it in place and flows into `b`.
     let p = version(2, "k1", "b", false);
-    let preview = engine.preview(STACK, &p, false, false).await.unwrap();
+    let preview = engine.preview(STACK, &p, PreviewOptions::default()).await.unwrap();
     assert_eq!(op_of(&preview.plan, "a"), Some(StepOp::Update));
     assert_eq!(op_of(&preview.plan, "b"), Some(StepOp::Update), "b's input is known only after a is updated");
     let ids_before: Vec<String> = tp.world().items().into_keys().collect();
-    assert!(engine.up(STACK, &p, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap().succeeded());
     assert_eq!(tp.world().items().into_keys().collect::<Vec<_>>(), ids_before, "updates keep the objects");
     assert_eq!(world_values(&tp)[1].1, json!({"from_a": 2}));
 
     // Replace: a change to a replace-forcing field creates a new object, then deletes the old.
     let p = version(2, "k2", "b", false);
-    let preview = engine.preview(STACK, &p, false, false).await.unwrap();
+    let preview = engine.preview(STACK, &p, PreviewOptions::default()).await.unwrap();
     assert_eq!(op_of(&preview.plan, "a"), Some(StepOp::Replace { delete_before_create: false }));
     let calls_before = tp.calls().len();
-    assert!(engine.up(STACK, &p, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap().succeeded());
     let calls: Vec<_> = tp.calls()[calls_before..].iter().map(|c| (c.op, c.urn.clone())).collect();
     assert_eq!(calls, vec![("create", "a".to_string()), ("delete", "a".to_string())], "create before delete");
     assert_eq!(tp.world().items().len(), 2);
@@ -73,22 +74,22 @@ async fn lifecycle_create_update_replace_rename_protect_delete() {
 
     // Rename through an alias: `b` becomes `b2` without touching the object.
     let p = version(2, "k2", "b2", false);
-    let preview = engine.preview(STACK, &p, false, false).await.unwrap();
+    let preview = engine.preview(STACK, &p, PreviewOptions::default()).await.unwrap();
     let step = preview.plan.steps.iter().find(|s| s.urn.as_str() == "b2").unwrap();
     assert_eq!((step.op, step.renamed_from.as_ref().map(|u| u.to_string())), (StepOp::Same, Some("b".to_string())));
     let calls_before = tp.calls().len();
-    assert!(engine.up(STACK, &p, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap().succeeded());
     assert_eq!(tp.calls().len(), calls_before, "a rename calls no provider");
     let state = engine.state(STACK).await.unwrap().unwrap();
     assert_eq!(state.resources.keys().map(|u| u.to_string()).collect::<Vec<_>>(), vec!["a", "b2"]);
 
     // Protect: with `a` protected, neither a replacement nor a delete is allowed, and nothing
     // runs.
-    assert!(engine.up(STACK, &version(2, "k2", "b2", true), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &version(2, "k2", "b2", true), UpOptions::default(), &yes).await.unwrap().succeeded());
     let files =
         || ["stacks/dev.json", "stacks/dev.journal"].map(|f| std::fs::read(dir.path().join(f)).unwrap_or_default());
     let before = files();
-    let err = engine.up(STACK, &version(2, "k3", "b2", true), false, &yes).await.unwrap_err();
+    let err = engine.up(STACK, &version(2, "k3", "b2", true), UpOptions::default(), &yes).await.unwrap_err();
     assert!(matches!(&err, EngineError::Protected(p) if p == &vec![("a".to_string(), "replace")]), "{err}");
     assert!(err.to_string().contains("protected resource `a`"), "{err}");
     let only_b = {
@@ -97,7 +98,7 @@ async fn lifecycle_create_update_replace_rename_protect_delete() {
             s.provider(tp.provider());
         })
     };
-    let err = engine.up(STACK, &only_b, false, &yes).await.unwrap_err();
+    let err = engine.up(STACK, &only_b, UpOptions::default(), &yes).await.unwrap_err();
     assert!(err.to_string().contains("delete protected resource `a`"), "{err}");
     assert_eq!(tp.world().items().len(), 2, "nothing was deleted");
     let state = engine.state(STACK).await.unwrap().unwrap();
@@ -105,9 +106,9 @@ async fn lifecycle_create_update_replace_rename_protect_delete() {
     assert_eq!(files(), before, "a refused update leaves the state files untouched");
 
     // Delete: after unprotecting, removing everything deletes `b2` before `a` (it depends on a).
-    assert!(engine.up(STACK, &version(2, "k2", "b2", false), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &version(2, "k2", "b2", false), UpOptions::default(), &yes).await.unwrap().succeeded());
     let calls_before = tp.calls().len();
-    assert!(engine.up(STACK, &only_b, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &only_b, UpOptions::default(), &yes).await.unwrap().succeeded());
     let calls: Vec<_> = tp.calls()[calls_before..].iter().map(|c| (c.op, c.urn.clone())).collect();
     assert_eq!(calls, vec![("delete", "b2".to_string()), ("delete", "a".to_string())]);
     assert!(tp.world().items().is_empty());
@@ -129,9 +130,9 @@ async fn delete_before_replace_deletes_first_and_retain_on_delete_keeps_the_obje
             }
         })
     };
-    assert!(engine.up(STACK, &p("k1", true), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &p("k1", true), UpOptions::default(), &yes).await.unwrap().succeeded());
     let n = tp.calls().len();
-    assert!(engine.up(STACK, &p("k2", false), false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &p("k2", false), UpOptions::default(), &yes).await.unwrap().succeeded());
     let calls: Vec<_> = tp.calls()[n..].iter().map(|c| (c.op, c.urn.clone())).collect();
     assert_eq!(calls, vec![("delete", "unique".to_string()), ("create", "unique".to_string())]);
     let urns: Vec<String> = tp.world().items().into_values().map(|i| i.urn).collect();
@@ -158,11 +159,11 @@ async fn ignore_changes_and_replace_on_changes_shape_the_plan() {
             s.resource_with::<Item>("forced", item(v, "k"), ResourceOptions::new().replace_on_changes(["value.size"]));
         })
     };
-    assert!(engine.up(STACK, &p("alice", 1), false, &yes).await.unwrap().succeeded());
-    let plan = engine.preview(STACK, &p("bob", 1), false, false).await.unwrap().plan;
+    assert!(engine.up(STACK, &p("alice", 1), UpOptions::default(), &yes).await.unwrap().succeeded());
+    let plan = engine.preview(STACK, &p("bob", 1), PreviewOptions::default()).await.unwrap().plan;
     assert_eq!(op_of(&plan, "ignored"), Some(StepOp::Same), "an ignored path never causes a change");
     assert_eq!(op_of(&plan, "forced"), Some(StepOp::Update));
-    let plan = engine.preview(STACK, &p("alice", 2), false, false).await.unwrap().plan;
+    let plan = engine.preview(STACK, &p("alice", 2), PreviewOptions::default()).await.unwrap().plan;
     assert_eq!(op_of(&plan, "ignored"), Some(StepOp::Update));
     assert_eq!(op_of(&plan, "forced"), Some(StepOp::Replace { delete_before_create: false }));
     let change = &plan.steps.iter().find(|s| s.urn.as_str() == "forced").unwrap().changes[0];
@@ -185,7 +186,7 @@ async fn a_failure_stops_its_dependents_not_its_neighbours_and_is_reported() {
         s.resource::<Item>("child", ItemArgs { value: root.value.clone().into(), key: None, secret: None });
         s.resource::<Item>("other", item(json!(3), "k"));
     });
-    let report = engine.up(STACK, &p_independent, false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p_independent, UpOptions::default(), &yes).await.unwrap();
     assert!(!report.succeeded());
     let mut failures: Vec<(String, String)> =
         report.failures.iter().map(|f| (f.urn.to_string(), f.message.clone())).collect();
@@ -196,7 +197,7 @@ async fn a_failure_stops_its_dependents_not_its_neighbours_and_is_reported() {
     let urns: Vec<String> = tp.world().items().into_values().map(|i| i.urn).collect();
     assert_eq!(urns, vec!["other".to_string()]);
     // The next run finishes the job.
-    assert!(engine.up(STACK, &p_independent, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up(STACK, &p_independent, UpOptions::default(), &yes).await.unwrap().succeeded());
     assert_eq!(tp.world().items().len(), 3);
 }
 
@@ -215,7 +216,7 @@ async fn transient_and_throttled_errors_are_retried_until_the_apply_converges() 
             s.resource::<Item>(&format!("r{i}"), item(json!(i), "k"));
         }
     });
-    let report = engine.up(STACK, &p, false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap();
     assert!(report.succeeded(), "{:?}", report.failures);
     assert!(tp.calls().iter().any(|c| !c.ok), "some calls were throttled");
     // Throttling refuses the request before any work, so these retries cannot duplicate
@@ -259,7 +260,8 @@ async fn converge_with_lost_answers(engine: &stackwright::Engine, faults: Faults
         // Each run uses a provider with a fresh seed, as the network would.
         for attempt in 0..5 {
             let tp = TestProvider::new(world.clone(), Faults { seed: 11 + attempt, ..lossy.clone() });
-            let report = engine.up(STACK, &version(tp.clone(), generation, count), false, &yes).await.unwrap();
+            let report =
+                engine.up(STACK, &version(tp.clone(), generation, count), UpOptions::default(), &yes).await.unwrap();
             lost += tp.calls().iter().filter(|c| !c.ok && c.op != "find" && c.op != "read").count();
             if report.succeeded() {
                 break;
@@ -268,8 +270,8 @@ async fn converge_with_lost_answers(engine: &stackwright::Engine, faults: Faults
     }
     let clean = TestProvider::new(world, faults);
     let p = version(clean.clone(), 1, 30);
-    assert!(engine.up(STACK, &p, false, &yes).await.unwrap().succeeded());
-    assert!(!engine.preview(STACK, &p, false, false).await.unwrap().plan.has_changes());
+    assert!(engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap().succeeded());
+    assert!(!engine.preview(STACK, &p, PreviewOptions::default()).await.unwrap().plan.has_changes());
     (clean, lost)
 }
 
@@ -333,7 +335,7 @@ async fn a_retry_after_hint_is_honoured() {
         s.provider(tp2.provider());
         s.resource::<Item>("r", item(json!(1), "k"));
     });
-    let report = engine.up(STACK, &p, false, &yes).await.unwrap();
+    let report = engine.up(STACK, &p, UpOptions::default(), &yes).await.unwrap();
     assert!(report.succeeded(), "{:?}", report.failures);
     let calls = tp.calls();
     assert_eq!(calls.iter().filter(|c| c.op == "create").count(), 2, "one throttled attempt and one retry");
@@ -372,7 +374,7 @@ async fn import_adopts_an_existing_object_so_a_matching_program_plans_no_change(
     let imported = engine.import(STACK, &p, "test:Item", "adopted", "obj-1").await.unwrap();
     assert_eq!(imported.id, "obj-1");
     assert_eq!(stackwright::render::value(&imported.inputs["secret"]), "[secret]", "secret arguments stay secret");
-    let preview = engine.preview(STACK, &p, false, false).await.unwrap();
+    let preview = engine.preview(STACK, &p, PreviewOptions::default()).await.unwrap();
     assert!(!preview.plan.has_changes(), "{:?}", changes(&preview.plan));
     let err = engine.import(STACK, &p, "test:Item", "adopted", "obj-1").await.unwrap_err().to_string();
     assert!(err.contains("already has a resource named `adopted`"), "{err}");

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use stackwright::{Data, DataArgs, Enforcement, EngineError, Stack};
+use stackwright::{PreviewOptions, UpOptions};
 
 fn declare(s: &mut Stack, with_db: bool, region: &str) {
     let stack_name = s.name().to_owned();
@@ -35,9 +36,9 @@ async fn a_mandatory_policy_refuses_and_an_advisory_one_warns() {
     let engine = engine(dir.path());
     let with_db = program(|s| declare(s, true, "eu-west-1"));
     let without_db = program(|s| declare(s, false, "eu-west-1"));
-    assert!(engine.up("prod", &with_db, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up("prod", &with_db, UpOptions::default(), &yes).await.unwrap().succeeded());
 
-    let err = engine.up("prod", &without_db, false, &yes).await.unwrap_err();
+    let err = engine.up("prod", &without_db, UpOptions::default(), &yes).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, EngineError::Policy(_)), "{msg}");
     assert!(
@@ -47,13 +48,16 @@ async fn a_mandatory_policy_refuses_and_an_advisory_one_warns() {
     assert_eq!(engine.state("prod").await.unwrap().unwrap().resources.len(), 2, "nothing was deleted");
 
     // The same change is fine in another stack.
-    assert!(engine.up("dev", &with_db, false, &yes).await.unwrap().succeeded());
-    assert!(engine.up("dev", &without_db, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up("dev", &with_db, UpOptions::default(), &yes).await.unwrap().succeeded());
+    assert!(engine.up("dev", &without_db, UpOptions::default(), &yes).await.unwrap().succeeded());
 
     let us = program(|s| declare(s, true, "us-east-1"));
-    let preview = engine.preview("prod", &us, false, false).await.unwrap();
+    let preview = engine.preview("prod", &us, PreviewOptions::default()).await.unwrap();
     let warnings: Vec<String> = preview.policy_warnings.iter().map(|v| v.to_string()).collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("advisory policy `eu-region-for-student-data`"), "{warnings:?}");
-    assert!(engine.up("prod", &us, false, &yes).await.unwrap().succeeded(), "advisory policies do not block");
+    assert!(
+        engine.up("prod", &us, UpOptions::default(), &yes).await.unwrap().succeeded(),
+        "advisory policies do not block"
+    );
 }

@@ -11,6 +11,7 @@
 
 mod common;
 
+use stackwright::{PreviewOptions, UpOptions};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use common::*;
@@ -180,7 +181,7 @@ fn run_case(nodes: Vec<Node>) -> Result<(), TestCaseError> {
             Faults { latency: std::time::Duration::from_micros(200), ..Faults::default() },
         );
         let old = build(&nodes, false, &tp);
-        let report = engine.up(STACK, &old, false, &yes).await.unwrap();
+        let report = engine.up(STACK, &old, UpOptions::default(), &yes).await.unwrap();
         prop_assert!(report.succeeded(), "{:?}", report.failures);
         let state = engine.state(STACK).await.unwrap().unwrap();
         check_world_matches_state(&tp, &state)?;
@@ -188,7 +189,7 @@ fn run_case(nodes: Vec<Node>) -> Result<(), TestCaseError> {
         let prior = state;
         let first_run = tp.calls().len();
         let new = build(&nodes, true, &tp);
-        let report = engine.up(STACK, &new, false, &yes).await.unwrap();
+        let report = engine.up(STACK, &new, UpOptions::default(), &yes).await.unwrap();
         prop_assert!(report.succeeded(), "{:?}", report.failures);
         let calls: Vec<CallRecord> = tp.calls()[first_run..].to_vec();
 
@@ -216,7 +217,7 @@ fn run_case(nodes: Vec<Node>) -> Result<(), TestCaseError> {
         prop_assert!(state.pending.is_empty() && state.retired.is_empty());
 
         // Right after a successful update, the plan is all `Same`.
-        let preview = engine.preview(STACK, &new, false, false).await.unwrap();
+        let preview = engine.preview(STACK, &new, PreviewOptions::default()).await.unwrap();
         prop_assert!(!preview.plan.has_changes(), "{:?}", changes(&preview.plan));
         Ok(())
     })

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use stackwright::{Data, DataArgs, Output};
+use stackwright::{PreviewOptions, UpOptions};
 
 #[tokio::test]
 async fn a_program_reads_another_stacks_outputs_and_secrets_stay_secret() {
@@ -15,7 +16,7 @@ async fn a_program_reads_another_stacks_outputs_and_secrets_stay_secret() {
         s.export("vpc", vpc.output.clone());
         s.export("token", Output::secret("canary-ref-token".to_string()));
     });
-    assert!(engine.up("network", &network, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up("network", &network, UpOptions::default(), &yes).await.unwrap().succeeded());
 
     let app = std::sync::Arc::new(|s: &mut stackwright::Stack| {
         let net = s.reference("network")?;
@@ -28,10 +29,10 @@ async fn a_program_reads_another_stacks_outputs_and_secrets_stay_secret() {
         );
         Ok(())
     }) as stackwright::Program;
-    let preview = engine.preview("app", &app, false, false).await.unwrap();
+    let preview = engine.preview("app", &app, PreviewOptions::default()).await.unwrap();
     let rendered = stackwright::render::plan(&preview.plan);
     assert!(rendered.contains("[secret]") && !rendered.contains("canary-ref-token"), "{rendered}");
-    assert!(engine.up("app", &app, false, &yes).await.unwrap().succeeded());
+    assert!(engine.up("app", &app, UpOptions::default(), &yes).await.unwrap().succeeded());
     let state = engine.state("app").await.unwrap().unwrap();
     let (plain, was_secret) = stackwright::core::value::reveal(state.resources.values().next().unwrap().inputs.clone());
     assert!(was_secret);
@@ -41,12 +42,12 @@ async fn a_program_reads_another_stacks_outputs_and_secrets_stay_secret() {
         s.reference("network")?.output::<Value>("nope")?;
         Ok(())
     }) as stackwright::Program;
-    let err = engine.preview("app", &missing, false, false).await.unwrap_err().to_string();
+    let err = engine.preview("app", &missing, PreviewOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("stack `network` has no output named `nope`") && err.contains("token, vpc"), "{err}");
     let nowhere = std::sync::Arc::new(|s: &mut stackwright::Stack| {
         s.reference("ghost")?;
         Ok(())
     }) as stackwright::Program;
-    let err = engine.preview("app", &nowhere, false, false).await.unwrap_err().to_string();
+    let err = engine.preview("app", &nowhere, PreviewOptions::default()).await.unwrap_err().to_string();
     assert!(err.contains("stack `ghost` has no state"), "{err}");
 }

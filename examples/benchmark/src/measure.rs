@@ -2,6 +2,7 @@
 //! process-wide high-water mark) belongs to it alone: a first preview, an up, a no-op preview
 //! that must plan only `Same`, and a destroy, against local state in a fresh directory.
 
+use stackwright::{PreviewOptions, UpOptions};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -194,7 +195,7 @@ async fn run_async(
     let yes = |_: &Plan, _: &[stackwright::Drift]| true;
     let base_rss_mb = status_mb("VmRSS");
 
-    let (first, plan) = timed(async { Ok(engine.preview(STACK, &program, false, false).await?) }).await?;
+    let (first, plan) = timed(async { Ok(engine.preview(STACK, &program, PreviewOptions::default()).await?) }).await?;
     let c = first.plan.counts();
     ensure!(
         c.create == n && first.plan.steps.len() == n,
@@ -203,7 +204,7 @@ async fn run_async(
         describe(&first.plan)
     );
 
-    let (up, apply) = timed(async { Ok(engine.up(STACK, &program, false, &yes).await?) }).await?;
+    let (up, apply) = timed(async { Ok(engine.up(STACK, &program, UpOptions::default(), &yes).await?) }).await?;
     if !up.succeeded() {
         let first_failure = up.failures.first().map(|f| format!("{}: {}", f.urn, f.message)).unwrap_or_default();
         bail!(
@@ -218,7 +219,8 @@ async fn run_async(
     let stored = engine.state(STACK).await?.map_or(0, |s| s.resources.len());
     ensure!(stored == n, "{}: after up the state holds {stored} resources, expected {n}", spec.arg());
 
-    let (noop, noop_plan) = timed(async { Ok(engine.preview(STACK, &program, false, false).await?) }).await?;
+    let (noop, noop_plan) =
+        timed(async { Ok(engine.preview(STACK, &program, PreviewOptions::default()).await?) }).await?;
     let c = noop.plan.counts();
     if noop.plan.has_changes() || c.same != n || noop.plan.steps.len() != n {
         let changed: Vec<String> = noop

@@ -13,6 +13,7 @@
 //! cargo run --release -p stackwright-storage --example upload_bench -- [MiB] [part MiB] [concurrency]
 //! ```
 
+use stackwright::UpOptions;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -111,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let t = Instant::now();
-    let report = engine.up("bench", &program, false, &|_, _| true).await?;
+    let report = engine.up("bench", &program, UpOptions::default(), &|_, _| true).await?;
     let total = t.elapsed();
     if !report.succeeded() {
         let _ = engine.destroy("bench", &program, &|_, _| true).await;

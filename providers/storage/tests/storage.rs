@@ -4,6 +4,7 @@
 
 mod common;
 
+use stackwright::{PreviewOptions, UpOptions};
 use std::collections::BTreeMap;
 
 use common::*;
@@ -219,7 +220,7 @@ async fn cors_drift_is_found_by_refresh_and_repaired(h: Harness) {
 
     // Removing the CORS configuration by hand is drift too.
     h.store.put_cors(&name, &[]).await.unwrap();
-    let report = h.engine.up(STACK, &p, true, &|_, _| true).await.unwrap();
+    let report = h.engine.up(STACK, &p, UpOptions::refreshed(), &|_, _| true).await.unwrap();
     assert!(report.succeeded() && report.drift.len() == 1, "{:#?}", report.drift);
     assert_eq!(h.store.get_cors(&name).await.unwrap().len(), 1);
 
@@ -365,7 +366,7 @@ async fn object_content_metadata_and_key_changes(h: Harness) {
     let big2 = big.clone();
     let report = h
         .engine
-        .up(STACK, &p, false, &move |_, _| {
+        .up(STACK, &p, UpOptions::default(), &move |_, _| {
             std::fs::write(&big2, b"changed again").unwrap();
             true
         })
@@ -419,7 +420,7 @@ async fn object_drift_is_compared_without_downloading(h: Harness) {
 
     // Deleted by hand: gone from state on refresh, created again by the next update.
     h.store.delete_object(&name, "config.json").await.unwrap();
-    let report = h.engine.up(STACK, &p, true, &|_, _| true).await.unwrap();
+    let report = h.engine.up(STACK, &p, UpOptions::refreshed(), &|_, _| true).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     assert!(report.drift.iter().any(|d| d.gone), "{:#?}", report.drift);
     assert_eq!(op_of(&report.plan, "config"), Some(StepOp::Create));
@@ -506,7 +507,7 @@ async fn folder_sync_adds_changes_and_removes_files(h: Harness) {
         h.store.put_object(&put).await.unwrap();
     }
     h.store.delete_object(&name, "static/js/app.js").await.unwrap();
-    let report = h.engine.up(STACK, &p(false), true, &|_, _| true).await.unwrap();
+    let report = h.engine.up(STACK, &p(false), UpOptions::refreshed(), &|_, _| true).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     assert_eq!(report.drift.len(), 1);
     assert_eq!(h.text(&name, "static/index.html").await.as_deref(), Some("<h1>v1</h1>"));
@@ -514,7 +515,7 @@ async fn folder_sync_adds_changes_and_removes_files(h: Harness) {
     assert!(h.text(&name, "static/stray.txt").await.is_some());
 
     h.up(&p(true)).await;
-    let report = h.engine.up(STACK, &p(true), true, &|_, _| true).await.unwrap();
+    let report = h.engine.up(STACK, &p(true), UpOptions::refreshed(), &|_, _| true).await.unwrap();
     assert!(report.succeeded(), "{:#?}", report.failures);
     assert!(h.text(&name, "static/stray.txt").await.is_none(), "an exclusive folder deletes strays");
     assert_eq!(h.keys(&name, "static/").await.len(), 33);
@@ -554,21 +555,26 @@ async fn unsupported_features_fail_at_preview(h: Harness) {
         other => panic!("expected a check failure, got {other}"),
     };
 
-    let r2 = failures(h.engine.preview(STACK, &program(ServiceProfile::R2), false, false).await.unwrap_err());
+    let r2 =
+        failures(h.engine.preview(STACK, &program(ServiceProfile::R2), PreviewOptions::default()).await.unwrap_err());
     let fields: Vec<&str> = r2.iter().filter_map(|(_, p, _)| p.as_deref()).collect();
     assert_eq!(fields, ["versioning", "tags"], "{r2:#?}");
     assert!(r2.iter().all(|(urn, _, m)| urn == "media" && m.contains("Cloudflare R2")), "{r2:#?}");
 
-    let minio = failures(h.engine.preview(STACK, &program(ServiceProfile::Minio), false, false).await.unwrap_err());
+    let minio = failures(
+        h.engine.preview(STACK, &program(ServiceProfile::Minio), PreviewOptions::default()).await.unwrap_err(),
+    );
     let fields: Vec<&str> = minio.iter().filter_map(|(_, p, _)| p.as_deref()).collect();
     assert_eq!(fields, ["cors", "lifecycle[0].abort_incomplete_multipart_upload_days"], "{minio:#?}");
     assert!(minio[0].2.contains("MinIO does not support bucket CORS rules (field `cors`"), "{}", minio[0].2);
 
-    let railway = failures(h.engine.preview(STACK, &program(ServiceProfile::Railway), false, false).await.unwrap_err());
+    let railway = failures(
+        h.engine.preview(STACK, &program(ServiceProfile::Railway), PreviewOptions::default()).await.unwrap_err(),
+    );
     assert!(railway.iter().any(|(_, p, m)| p.as_deref() == Some("name") && m.contains("bucketCreate")), "{railway:#?}");
 
     // `up` refuses the same way, before calling the service.
-    let err = h.engine.up(STACK, &program(ServiceProfile::R2), false, &|_, _| true).await.unwrap_err();
+    let err = h.engine.up(STACK, &program(ServiceProfile::R2), UpOptions::default(), &|_, _| true).await.unwrap_err();
     assert!(err.to_string().contains("field `versioning`: Cloudflare R2 does not support bucket versioning"), "{err}");
     assert!(!h.store.bucket_exists(&name).await.unwrap(), "nothing was created");
 

@@ -26,6 +26,36 @@ use crate::stack::{Program, Stack};
 
 pub use crate::settings::{RetryPolicy, Settings, StackOpener};
 
+/// How to preview.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PreviewOptions {
+    /// Read every resource first and plan against what exists (nothing is recorded).
+    pub refresh: bool,
+    /// Plan the deletion of every resource instead of an update.
+    pub destroy: bool,
+}
+
+impl PreviewOptions {
+    /// A preview that refreshes first.
+    pub fn refreshed() -> Self {
+        PreviewOptions { refresh: true, ..Self::default() }
+    }
+}
+
+/// How to update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpOptions {
+    /// Read every resource first, record the drift and repair it.
+    pub refresh: bool,
+}
+
+impl UpOptions {
+    /// An update that refreshes first.
+    pub fn refreshed() -> Self {
+        UpOptions { refresh: true }
+    }
+}
+
 /// The result of a preview.
 #[derive(Debug, Clone, Serialize)]
 pub struct PreviewReport {
@@ -139,10 +169,9 @@ impl Engine {
         &self,
         stack: &str,
         program: &Program,
-        refresh: bool,
-        destroy: bool,
+        options: PreviewOptions,
     ) -> Result<PreviewReport, EngineError> {
-        Ok(self.preview_inner(stack, program, refresh, destroy, false).await?.0)
+        Ok(self.preview_inner(stack, program, options.refresh, options.destroy, false).await?.0)
     }
 
     /// Plans like `preview` and returns the plan in its saved form too, for `up --plan`.
@@ -184,10 +213,10 @@ impl Engine {
         &self,
         stack: &str,
         program: &Program,
-        refresh: bool,
+        options: UpOptions,
         confirm: &(dyn Fn(&Plan, &[Drift]) -> bool + Sync),
     ) -> Result<UpReport, EngineError> {
-        self.apply_checked(stack, program, refresh, false, confirm, None).await
+        self.apply_checked(stack, program, options.refresh, false, confirm, None).await
     }
 
     /// Applies a saved plan: refused unless planning again now gives exactly its steps from the

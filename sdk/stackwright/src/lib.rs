@@ -34,7 +34,7 @@ pub use builtin::data::{Data, DataArgs, DataOutputs};
 pub use cli::{run, run_with_args};
 pub use config::{Config, ConfigError};
 pub use diagnostic::{Diagnostic, Severity};
-pub use engine::{Engine, PreviewReport, Resolution, UpReport};
+pub use engine::{Engine, PreviewOptions, PreviewReport, Resolution, UpOptions, UpReport};
 pub use error::{DeclarationError, EngineError, UncertainOperation};
 pub use failure::{Failure, FailureReason, StepError};
 pub use options::{ResourceOptions, Timeouts};

@@ -3,6 +3,7 @@
 //! mocks or emulators, and assert on the plan. With the `testing` feature, [`strategies`] gives
 //! proptest strategies for configuration values.
 
+use crate::engine::{PreviewOptions, UpOptions};
 use std::sync::Arc;
 
 use stackwright_core::Provider;
@@ -91,12 +92,12 @@ impl ProgramTest {
 
     /// Plans the program against the prior state.
     pub async fn preview(&self, program: &Program) -> Result<PreviewReport, EngineError> {
-        self.engine().preview(&self.stack, &self.wrapped(program), false, false).await
+        self.engine().preview(&self.stack, &self.wrapped(program), PreviewOptions::default()).await
     }
 
     /// Applies the program against the prior state (with the overriding providers).
     pub async fn up(&self, program: &Program) -> Result<UpReport, EngineError> {
-        self.engine().up(&self.stack, &self.wrapped(program), false, &|_, _| true).await
+        self.engine().up(&self.stack, &self.wrapped(program), UpOptions::default(), &|_, _| true).await
     }
 }
 

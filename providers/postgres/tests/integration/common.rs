@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use stackwright::{PreviewOptions, UpOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -154,28 +155,31 @@ impl Harness {
 
     /// Applies `program` and insists that everything succeeded.
     pub async fn up(&self, program: &Program) -> UpReport {
-        let report = self.engine.up(STACK, program, false, &|_, _| true).await.expect("up runs");
+        let report = self.engine.up(STACK, program, UpOptions::default(), &|_, _| true).await.expect("up runs");
         assert!(report.succeeded(), "up failed: {:#?}", report.failures);
         report
     }
 
     /// Refreshes, then applies `program`, insisting that everything succeeded.
     pub async fn up_refresh(&self, program: &Program) -> UpReport {
-        let report = self.engine.up(STACK, program, true, &|_, _| true).await.expect("up runs");
+        let report = self.engine.up(STACK, program, UpOptions::refreshed(), &|_, _| true).await.expect("up runs");
         assert!(report.succeeded(), "up failed: {:#?}", report.failures);
         report
     }
 
     /// Applies `program` and returns the failure messages, insisting there are some.
     pub async fn up_failing(&self, program: &Program) -> Vec<String> {
-        let report = self.engine.up(STACK, program, false, &|_, _| true).await.expect("up runs");
+        let report = self.engine.up(STACK, program, UpOptions::default(), &|_, _| true).await.expect("up runs");
         assert!(!report.succeeded(), "up should have failed; plan: {:#?}", report.plan.steps);
         report.failures.iter().map(|f| f.message.clone()).collect()
     }
 
     /// Previews `program`, refreshing first when asked.
     pub async fn preview(&self, program: &Program, refresh: bool) -> PreviewReport {
-        self.engine.preview(STACK, program, refresh, false).await.expect("preview runs")
+        self.engine
+            .preview(STACK, program, PreviewOptions { refresh, ..PreviewOptions::default() })
+            .await
+            .expect("preview runs")
     }
 
     /// Deletes everything in the stack, insisting that it succeeded.

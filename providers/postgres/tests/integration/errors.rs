@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use stackwright::EngineError;
+use stackwright::PreviewOptions;
 use stackwright::core::{ErrorKind, OpContext, Urn};
 use stackwright_postgres::{Database, DatabaseArgs, PostgresConfig, PostgresProvider, Role, RoleArgs};
 
@@ -82,7 +83,7 @@ async fn invalid_identifiers_and_arguments_fail_the_check_before_anything_runs()
             RoleArgs { password: Some("pw".to_owned().into()), ..RoleArgs::user(long.clone()) },
         );
     });
-    let err = h.engine.preview(STACK, &program, false, false).await.expect_err("the check fails");
+    let err = h.engine.preview(STACK, &program, PreviewOptions::default()).await.expect_err("the check fails");
     let EngineError::Check(failures) = &err else { panic!("expected check failures, got {err}") };
     let messages: Vec<&str> = failures.iter().map(|(_, f)| f.message.as_str()).collect();
     assert!(messages.iter().any(|m| m.contains("64 bytes")), "{messages:?}");

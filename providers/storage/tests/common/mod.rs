@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use stackwright::{PreviewOptions, UpOptions};
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -157,24 +158,24 @@ impl Harness {
     }
 
     pub async fn up(&self, p: &Program) -> UpReport {
-        let report = self.engine.up(STACK, p, false, &|_: &Plan, _: &[Drift]| true).await.unwrap();
+        let report = self.engine.up(STACK, p, UpOptions::default(), &|_: &Plan, _: &[Drift]| true).await.unwrap();
         assert!(report.succeeded(), "[{:?}] up failed: {:#?}", self.kind, report.failures);
         report
     }
 
     /// Runs `up` and returns its failures (expected to be some).
     pub async fn up_failing(&self, p: &Program) -> Vec<stackwright::Failure> {
-        let report = self.engine.up(STACK, p, false, &|_: &Plan, _: &[Drift]| true).await.unwrap();
+        let report = self.engine.up(STACK, p, UpOptions::default(), &|_: &Plan, _: &[Drift]| true).await.unwrap();
         assert!(!report.succeeded(), "[{:?}] up was expected to fail", self.kind);
         report.failures
     }
 
     pub async fn preview(&self, p: &Program) -> PreviewReport {
-        self.engine.preview(STACK, p, false, false).await.unwrap()
+        self.engine.preview(STACK, p, PreviewOptions::default()).await.unwrap()
     }
 
     pub async fn preview_error(&self, p: &Program) -> EngineError {
-        self.engine.preview(STACK, p, false, false).await.expect_err("preview should fail")
+        self.engine.preview(STACK, p, PreviewOptions::default()).await.expect_err("preview should fail")
     }
 
     pub async fn assert_no_changes(&self, p: &Program) {

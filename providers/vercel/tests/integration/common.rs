@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use stackwright::{PreviewOptions, UpOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -167,12 +168,15 @@ impl Harness {
 
     /// Applies `program` and returns the report, whatever happened.
     pub async fn try_up(&self, program: &Program, refresh: bool) -> UpReport {
-        self.engine.up(STACK, program, refresh, &|_, _| true).await.expect("up runs")
+        self.engine.up(STACK, program, UpOptions { refresh }, &|_, _| true).await.expect("up runs")
     }
 
     /// Previews `program`, refreshing first when asked.
     pub async fn preview(&self, program: &Program, refresh: bool) -> PreviewReport {
-        self.engine.preview(STACK, program, refresh, false).await.expect("preview runs")
+        self.engine
+            .preview(STACK, program, PreviewOptions { refresh, ..PreviewOptions::default() })
+            .await
+            .expect("preview runs")
     }
 
     /// Deletes everything in the stack, insisting that it succeeded.

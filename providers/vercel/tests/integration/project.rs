@@ -2,6 +2,7 @@
 
 use reqwest::Method;
 use serde_json::json;
+use stackwright::PreviewOptions;
 use stackwright::StepOp;
 use stackwright_vercel::{GitProvider, GitRepository, Project, ProjectArgs};
 
@@ -125,7 +126,7 @@ async fn invalid_arguments_are_refused_before_anything_runs() {
     let program = h.program(|s| {
         s.resource::<Project>("web", ProjectArgs { root_directory: Some("".into()), ..ProjectArgs::new("Not Valid") });
     });
-    let err = h.engine.preview(STACK, &program, false, false).await.expect_err("preview refuses");
+    let err = h.engine.preview(STACK, &program, PreviewOptions::default()).await.expect_err("preview refuses");
     let text = err.to_string();
     assert!(text.contains("`Not Valid` is not a valid project name") && text.contains("root_directory"), "{text}");
     assert_eq!(h.stats().requests_total, 0);

@@ -2,6 +2,7 @@
 //! It writes nothing but the plan file it is asked for: no configuration, state, lock or
 //! selection.
 
+use crate::engine::PreviewOptions;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -38,7 +39,7 @@ pub(super) async fn run(
             std::fs::write(path, bytes).with_context(|| format!("writing the plan to {}", path.display()))?;
             report
         }
-        None => engine.preview(&stack, program, refresh, destroy).await?,
+        None => engine.preview(&stack, program, PreviewOptions { refresh, destroy }).await?,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&redacted_json(&report)?)?);

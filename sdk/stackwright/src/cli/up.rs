@@ -1,5 +1,6 @@
 //! `up` and `destroy`: apply the program (or a saved plan), or delete every resource.
 
+use crate::engine::UpOptions;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -30,7 +31,7 @@ pub(super) async fn up(
             let saved = SavedPlan::from_bytes(path, &stack, &bytes, opened.cipher.as_deref())?;
             engine.up_with_plan(&stack, program, &saved, &confirm).await?
         }
-        None => engine.up(&stack, program, refresh, &confirm).await?,
+        None => engine.up(&stack, program, UpOptions { refresh }, &confirm).await?,
     };
     finish(report, "Update")
 }
