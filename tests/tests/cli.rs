@@ -13,46 +13,11 @@ use stackwright_state::{Backend, LockInfo};
 mod common;
 
 const PASSPHRASE: &str = "correct horse";
-const BIN: &str = env!("CARGO_BIN_EXE_fixture-program");
 
-struct Project {
-    _root: tempfile::TempDir,
-    world: PathBuf,
-    state: PathBuf,
-    project: PathBuf,
-}
+type Project = common::CliProject;
 
 fn project() -> Project {
-    let root = tempfile::tempdir().unwrap();
-    let (world, state, project) = (root.path().join("world"), root.path().join("state"), root.path().join("project"));
-    std::fs::create_dir_all(&project).unwrap();
-    common::write_project_config(&project, "dev", PASSPHRASE);
-    Project { _root: root, world, state, project }
-}
-
-impl Project {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .arg("--project-dir")
-            .arg(&self.project)
-            .env("SW_WORLD", &self.world)
-            .env("STACKWRIGHT_PASSPHRASE", PASSPHRASE)
-            .env("SW_N", "6")
-            .env_remove("STACKWRIGHT_STACK")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn root_file(&self, name: &str) -> PathBuf {
-        self.project.parent().unwrap().join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
+    common::CliProject::new(PASSPHRASE)
 }
 
 fn text(o: &Output) -> String {

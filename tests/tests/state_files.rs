@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use stackwright_state::{Backend, LockInfo, StackState, StateError};
 
@@ -13,50 +13,22 @@ mod common;
 
 const PASSPHRASE: &str = "correct horse";
 const NEW_PASSPHRASE: &str = "battery staple";
-const BIN: &str = env!("CARGO_BIN_EXE_fixture-program");
 /// The exit code of a process stopped by a failpoint.
 const FAILPOINT_EXIT: i32 = 86;
 
-struct Project {
-    _root: tempfile::TempDir,
-    world: PathBuf,
-    state: PathBuf,
-    project: PathBuf,
-}
+type Project = common::CliProject;
 
 fn project() -> Project {
-    let root = tempfile::tempdir().unwrap();
-    let (world, state, project) = (root.path().join("world"), root.path().join("state"), root.path().join("project"));
-    std::fs::create_dir_all(&project).unwrap();
-    common::write_project_config(&project, "dev", PASSPHRASE);
-    Project { _root: root, world, state, project }
+    common::CliProject::new(PASSPHRASE)
 }
 
-impl Project {
-    fn command_with(&self, passphrase: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .arg("--project-dir")
-            .arg(&self.project)
-            .env("SW_WORLD", &self.world)
-            .env("STACKWRIGHT_PASSPHRASE", passphrase)
-            .env("SW_N", "6")
-            .env_remove("STACKWRIGHT_STACK")
-            .env_remove("STACKWRIGHT_FAILPOINT")
-            .stdin(Stdio::null());
-        c
-    }
+/// What the state-file tests ask of a project besides running commands.
+trait ProjectExt {
+    fn ok(&self, args: &[&str]) -> String;
+    fn stacks_dir(&self) -> PathBuf;
+}
 
-    fn run_with(&self, passphrase: &str, args: &[&str]) -> Output {
-        self.command_with(passphrase, args).output().unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with(PASSPHRASE, args)
-    }
-
+impl ProjectExt for Project {
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(out.status.success(), "{args:?}: {}", text(&out));

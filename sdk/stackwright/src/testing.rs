@@ -22,6 +22,17 @@ pub fn sealed_local_backend(dir: impl Into<std::path::PathBuf>) -> stackwright_s
     stackwright_state::LocalBackend::new(dir).with_cipher(Arc::new(cipher))
 }
 
+/// Writes `state` as its stack's snapshot, under the stack's lock: for tests that start from a
+/// prepared state (a pending operation left by a "crash", a resource made elsewhere).
+pub async fn seed_state(
+    backend: &dyn stackwright_state::Backend,
+    state: &stackwright_state::StackState,
+) -> Result<(), stackwright_state::StateError> {
+    let lock = backend.lock(&state.stack, stackwright_state::LockInfo::current("test seed")).await?;
+    backend.write_snapshot(state, lock.token()).await?;
+    Ok(())
+}
+
 /// A program under test: a stack name, its configuration, a prior state and provider overrides.
 #[derive(Clone)]
 pub struct ProgramTest {

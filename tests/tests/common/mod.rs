@@ -71,3 +71,62 @@ pub fn project_backend(state: &Path, project: &Path, stack: &str, passphrase: &s
     let cipher = Cipher::open(passphrase, salt, stack, &file.display().to_string()).unwrap();
     LocalBackend::new(state).with_cipher(Arc::new(cipher))
 }
+
+/// A project driven through the fixture program's command line: a world, a state directory and a
+/// project directory with a config file for stack `dev`, in a temporary root.
+pub struct CliProject {
+    _root: tempfile::TempDir,
+    pub world: std::path::PathBuf,
+    pub state: std::path::PathBuf,
+    pub project: std::path::PathBuf,
+    passphrase: &'static str,
+}
+
+impl CliProject {
+    /// A fresh project whose `dev` stack is encrypted with `passphrase`.
+    pub fn new(passphrase: &'static str) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let (world, state, project) =
+            (root.path().join("world"), root.path().join("state"), root.path().join("project"));
+        std::fs::create_dir_all(&project).unwrap();
+        write_project_config(&project, "dev", passphrase);
+        CliProject { _root: root, world, state, project, passphrase }
+    }
+
+    /// The fixture program with `args`, this project's directories and `passphrase`.
+    pub fn command_with(&self, passphrase: &str, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fixture-program"));
+        c.args(args)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--project-dir")
+            .arg(&self.project)
+            .env("SW_WORLD", &self.world)
+            .env("STACKWRIGHT_PASSPHRASE", passphrase)
+            .env("SW_N", "6")
+            .env_remove("STACKWRIGHT_STACK")
+            .env_remove("STACKWRIGHT_FAILPOINT")
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// The fixture program with `args` and the project's own passphrase.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        self.command_with(self.passphrase, args)
+    }
+
+    /// Runs it with `passphrase` and waits for it.
+    pub fn run_with(&self, passphrase: &str, args: &[&str]) -> std::process::Output {
+        self.command_with(passphrase, args).output().unwrap()
+    }
+
+    /// Runs it and waits for it.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// A path in the temporary root, beside the project.
+    pub fn root_file(&self, name: &str) -> std::path::PathBuf {
+        self.project.parent().unwrap().join(name)
+    }
+}

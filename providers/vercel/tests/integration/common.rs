@@ -304,14 +304,7 @@ impl Harness {
                 retain_on_delete: false,
             },
         );
-        let lock = self
-            .engine
-            .backend()
-            .lock(&state.stack, stackwright::state::LockInfo::current("test seed"))
-            .await
-            .expect("stack lock");
-        self.engine.backend().write_snapshot(&state, lock.token()).await.expect("snapshot written");
-        drop(lock);
+        stackwright::testing::seed_state(self.engine.backend().as_ref(), &state).await.expect("state seeded");
     }
 }
 

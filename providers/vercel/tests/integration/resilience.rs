@@ -227,14 +227,7 @@ async fn creates_interrupted_by_a_crash_are_adopted_on_the_next_run() {
     state
         .pending
         .insert("op-site".into(), pending(("vercel:Deployment", "site"), serde_json::to_value(&site_args).unwrap()));
-    let lock = h
-        .engine
-        .backend()
-        .lock(&state.stack, stackwright::state::LockInfo::current("test seed"))
-        .await
-        .expect("stack lock");
-    h.engine.backend().write_snapshot(&state, lock.token()).await.expect("snapshot written");
-    drop(lock);
+    stackwright::testing::seed_state(h.engine.backend().as_ref(), &state).await.expect("state seeded");
 
     let program = h.program(move |s| {
         let web = s.resource::<Project>("web", ProjectArgs::new("crashy"));
