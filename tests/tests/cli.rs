@@ -581,3 +581,66 @@ fn load_state_if_any(p: &Project) -> Option<stackwright_state::StackState> {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(common::project_backend(&p.state, &p.project, "dev", PASSPHRASE).load("dev")).unwrap()
 }
+
+#[test]
+fn an_unknowable_create_stops_up_until_stack_pending_resolve_settles_it() {
+    let p = project();
+    let blind = |c: &mut std::process::Command| {
+        c.env("SW_SERVER_IDS", "1").env("SW_NO_FIND", "1").env("SW_UNIQUE_KEYS", "1");
+    };
+    // The first create commits but its answer is lost; the provider cannot find it again.
+    let mut first = p.command(&["up", "--stack", "dev", "--yes"]);
+    blind(&mut first);
+    let out = first.env("SW_LOSE_ANSWER_AT", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let state = load_state_if_any(&p).expect("state");
+    let (op, pending) = state.pending.iter().next().expect("the create stays pending");
+    let name = pending.urn.to_string();
+
+    // The next up stops before changing anything, naming the resource and the commands.
+    let before = World::directory(&p.world).items();
+    let mut again = p.command(&["up", "--stack", "dev", "--yes"]);
+    blind(&mut again);
+    let out = again.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains(&format!("stack pending resolve {name} --created ID")) && t.contains("--absent"), "{t}");
+    assert_eq!(World::directory(&p.world).items(), before, "nothing changed");
+
+    let ls = p.run(&["stack", "pending", "ls", "--stack", "dev", "--json"]);
+    assert!(ls.status.success(), "{}", text(&ls));
+    let rows: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(rows[0]["operation"], serde_json::json!(op));
+    assert_eq!(rows[0]["resource"], serde_json::json!(name));
+    assert_eq!(rows[0]["kind"], serde_json::json!("create"));
+
+    // Neither or both of --created and --absent is a usage error that changes nothing.
+    let bad = p.run(&["stack", "pending", "resolve", &name, "--stack", "dev"]);
+    assert!(!bad.status.success() && text(&bad).contains("--created <ID>"), "{}", text(&bad));
+    assert!(!load_state_if_any(&p).unwrap().pending.is_empty(), "a usage error settles nothing");
+
+    // The user finds the object the lost create made (its tag is the operation id) and says so.
+    let made = World::directory(&p.world)
+        .items()
+        .into_iter()
+        .find(|(_, item)| item.tag.as_deref() == Some(op.as_str()))
+        .map(|(id, _)| id)
+        .expect("the lost create's object");
+    let mut resolve = p.command(&["stack", "pending", "resolve", &name, "--created", &made, "--stack", "dev"]);
+    blind(&mut resolve);
+    let out = resolve.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let state = load_state_if_any(&p).unwrap();
+    assert!(state.pending.is_empty());
+    assert_eq!(state.resources[&stackwright::Urn::from(name.as_str())].id, made);
+
+    let mut last = p.command(&["up", "--stack", "dev", "--yes"]);
+    blind(&mut last);
+    let out = last.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let state = load_state_if_any(&p).unwrap();
+    let recorded: BTreeSet<String> =
+        state.resources.values().filter(|r| r.type_token == "test:Item").map(|r| r.id.clone()).collect();
+    let world: BTreeSet<String> = World::directory(&p.world).items().into_keys().collect();
+    assert_eq!(recorded, world, "no orphan, no duplicate");
+}
