@@ -239,6 +239,8 @@ async fn delete_before_replace_replaces_the_users_first_in_reverse_dependency_or
     );
     let schema = plan.steps.iter().find(|s| s.urn.as_str() == "schema").unwrap();
     assert!(schema.reason.as_deref().is_some_and(|r| r.contains("`db`")), "{:?}", schema.reason);
+    let shown = stackwright::render::plan(&plan);
+    assert!(shown.contains("schema (test:Item) replace (delete first)\n      because it uses `db`"), "{shown}");
 
     let start = tp.calls().len();
     let report = engine.up(STACK, &version("v2"), UpOptions::default(), &yes).await.unwrap();

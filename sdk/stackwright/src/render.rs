@@ -86,6 +86,9 @@ pub fn plan(plan: &Plan) -> String {
             _ => word.to_string(),
         };
         let _ = writeln!(out, "  {sym:<2} {} ({}) {word}", step.urn, step.type_token);
+        if let Some(reason) = &step.reason {
+            let _ = writeln!(out, "      because {reason}");
+        }
         step.changes.iter().for_each(|c| change_line(&mut out, c));
     }
     let c = plan.counts();
