@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -21,13 +22,22 @@ use crate::snapshot;
 pub struct LocalBackend {
     root: PathBuf,
     cipher: Option<Arc<Cipher>>,
+    /// Shared by clones and the journals they open, so one count covers a whole run.
+    syncs: Arc<AtomicU64>,
 }
 
 impl LocalBackend {
     /// A backend rooted at `root` (created on first write), without a secrets provider: it
     /// refuses to store secrets.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into(), cipher: None }
+        LocalBackend { root: root.into(), cipher: None, syncs: Arc::default() }
+    }
+
+    /// How many times this backend (and its clones and journals) has asked the disk to make data
+    /// durable (`fsync`/`fdatasync` of a file or a directory) so far: the cost a benchmark of
+    /// durability counts.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// The same backend, sealing secrets with `cipher`.
@@ -78,17 +88,19 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StateError> {
+fn sync_dir(dir: &Path, syncs: &AtomicU64) -> Result<(), StateError> {
+    syncs.fetch_add(1, Ordering::Relaxed);
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StateError::io("syncing directory", dir, e))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+fn write_atomic(path: &Path, bytes: &[u8], syncs: &AtomicU64) -> Result<(), StateError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut f = File::create(&tmp).map_err(|e| StateError::io("creating", &tmp, e))?;
+    syncs.fetch_add(1, Ordering::Relaxed);
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| StateError::io("writing", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| StateError::io("renaming into place", path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    sync_dir(path.parent().unwrap_or(Path::new(".")), syncs)
 }
 
 struct LocalLock {
@@ -111,6 +123,7 @@ struct LocalJournal {
     bytes: u64,
     stack: String,
     cipher: Option<Arc<Cipher>>,
+    syncs: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -120,6 +133,7 @@ impl Journal for LocalJournal {
         for r in records {
             buf.extend(journal::encode_record(r, &self.stack, self.cipher.as_deref())?);
         }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         self.file
             .write_all(&buf)
             .and_then(|_| self.file.sync_data())
@@ -173,6 +187,7 @@ impl Backend for LocalBackend {
             Err(TryLockError::Error(e)) => return Err(StateError::io("locking", &path, e)),
         }
         let body = serde_json::to_vec(&holder).expect("lock info serializes");
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         file.set_len(0)
             .and_then(|_| file.write_all(&body))
             .and_then(|_| file.sync_data())
@@ -236,9 +251,10 @@ impl Backend for LocalBackend {
         self.ensure_dir()?;
         let mut next = state.clone();
         next.serial = state.serial + 1;
-        write_atomic(&self.snapshot_path(&state.stack), &snapshot::encode(&next, self.cipher.as_deref())?)?;
+        let snapshot = snapshot::encode(&next, self.cipher.as_deref())?;
+        write_atomic(&self.snapshot_path(&state.stack), &snapshot, &self.syncs)?;
         let header = journal::encode_line(&JournalHeader::new(&state.stack, next.serial));
-        write_atomic(&self.journal_path(&state.stack), &header)?;
+        write_atomic(&self.journal_path(&state.stack), &header, &self.syncs)?;
         Ok(next.serial)
     }
 
@@ -262,16 +278,27 @@ impl Backend for LocalBackend {
             .append(true)
             .open(&path)
             .map_err(|e| StateError::io("opening journal", &path, e))?;
-        file.set_len(valid_len).map_err(|e| StateError::io("trimming journal", &path, e))?;
+        // Truncating touches the file even to its own length; a run that writes nothing leaves it be.
+        if existing.as_ref().map(|b| b.len() as u64) != Some(valid_len) {
+            file.set_len(valid_len).map_err(|e| StateError::io("trimming journal", &path, e))?;
+        }
         let mut bytes = valid_len;
         if valid_len == 0 {
             let header = journal::encode_line(&JournalHeader::new(stack, base_serial));
+            self.syncs.fetch_add(1, Ordering::Relaxed);
             file.write_all(&header)
                 .and_then(|_| file.sync_data())
                 .map_err(|e| StateError::io("writing journal", &path, e))?;
             bytes = header.len() as u64;
         }
-        Ok(Box::new(LocalJournal { file, path, bytes, stack: stack.to_owned(), cipher: self.cipher.clone() }))
+        Ok(Box::new(LocalJournal {
+            file,
+            path,
+            bytes,
+            stack: stack.to_owned(),
+            cipher: self.cipher.clone(),
+            syncs: self.syncs.clone(),
+        }))
     }
 
     async fn list_stacks(&self) -> Result<Vec<String>, StateError> {
@@ -305,6 +332,7 @@ impl Backend for LocalBackend {
             .append(true)
             .open(&path)
             .map_err(|e| StateError::io("opening history", &path, e))?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         f.write_all(&line).and_then(|_| f.sync_data()).map_err(|e| StateError::io("appending to", &path, e))
     }
 
@@ -404,6 +432,27 @@ mod tests {
         assert_eq!(reloaded.serial, serial);
         assert_eq!(reloaded.resources, state.resources);
         assert_eq!(b.list_stacks().await.unwrap(), vec!["dev".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn syncs_count_every_fsync_a_write_asks_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        assert_eq!(b.syncs(), 0);
+        // A snapshot is two atomic replacements (snapshot, fresh journal): file and directory each.
+        let serial = b.write_snapshot(&StackState::new("dev")).await.unwrap();
+        assert_eq!(b.syncs(), 4);
+        // Reopening the journal it left writes no new header.
+        let mut j = b.clone().open_journal("dev", serial).await.unwrap();
+        assert_eq!(b.syncs(), 4);
+        j.append(&[Record::Upsert { op: None, resource: resource("a"), retire_previous: false }]).await.unwrap();
+        j.append(&[Record::Remove { op: None, urn: Urn::from("a") }]).await.unwrap();
+        assert_eq!(b.syncs(), 6, "one per append, counted on the backend the journal came from");
+        let lock = b.lock("dev", LockInfo::current("up")).await.unwrap();
+        drop(lock);
+        assert_eq!(b.syncs(), 7);
+        b.load("dev").await.unwrap();
+        assert_eq!(b.syncs(), 7, "reading syncs nothing");
     }
 
     #[tokio::test]
