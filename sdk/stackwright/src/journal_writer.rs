@@ -6,9 +6,12 @@
 //! 2N. Order is what keeps this safe: every write first takes every deferred record, so once a
 //! step's pending record is durable, every result deferred before it is durable too — a provider
 //! is never called before the results it was computed from are on disk. A deferred record that
-//! no write picks up is flushed by itself a moment later.
+//! no write picks up is flushed by itself a moment later ([`LINGER`]): one timer per handle, armed
+//! by the first deferred record, so a burst of results costs one extra write at most.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use stackwright_state::{Journal, Record, StackState, StateError};
 use tokio::sync::{mpsc, oneshot};
@@ -16,18 +19,26 @@ use tokio::task::JoinHandle;
 
 type Request = (Vec<Record>, oneshot::Sender<Result<(), String>>);
 
+/// How long a deferred record waits for a write to join before it is written by itself. Nobody
+/// waits for it (the run's last step flushes explicitly), so it can be long next to the time the
+/// next step of a chain takes to make its pending record durable, which then carries it: a
+/// shorter wait turns a chain's N syncs back into up to 2N whenever the machine is busy.
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
+
 /// Sends records to the writer task.
 #[derive(Clone)]
 pub(crate) struct JournalHandle {
     tx: mpsc::UnboundedSender<Request>,
     deferred: Arc<Mutex<Vec<Record>>>,
+    /// Whether a timer to flush the deferred records is running.
+    armed: Arc<AtomicBool>,
 }
 
 impl JournalHandle {
     /// A handle that accepts no records, for runs that only read (a preview's refresh).
     pub fn closed() -> Self {
         let (tx, _) = mpsc::unbounded_channel();
-        JournalHandle { tx, deferred: Arc::default() }
+        JournalHandle { tx, deferred: Arc::default(), armed: Arc::default() }
     }
 
     /// Sends `records` after every deferred record, in one request; the receiver resolves when
@@ -56,19 +67,26 @@ impl JournalHandle {
         done.await.map_err(|_| "the state journal writer stopped".to_string())?
     }
 
-    /// Hands over records to join the next write; a helper task flushes them if no write comes
-    /// after a few turns of the scheduler.
+    /// Hands over records to join the next write; a timer flushes them if no write comes within
+    /// [`LINGER`].
     pub fn defer(&self, records: Vec<Record>) {
         if records.is_empty() {
             return;
         }
         self.deferred.lock().expect("deferred lock").extend(records);
-        let handle = self.clone();
+        if self.armed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // The timer holds the writer only weakly: it must not keep it running after the last
+        // handle is dropped (every run flushes explicitly before it lets go).
+        let (tx, deferred, armed) = (self.tx.downgrade(), self.deferred.clone(), self.armed.clone());
         tokio::spawn(async move {
-            for _ in 0..4 {
-                tokio::task::yield_now().await;
-            }
-            let _ = handle.flush().await;
+            tokio::time::sleep(LINGER).await;
+            // Disarm before taking the records, so a record deferred meanwhile arms a new timer
+            // or is taken by this flush; none is left behind.
+            armed.store(false, Ordering::SeqCst);
+            let Some(tx) = tx.upgrade() else { return };
+            let _ = JournalHandle { tx, deferred, armed }.flush().await;
         });
     }
 
@@ -135,5 +153,5 @@ pub(crate) fn spawn(
             None => Ok(JournalStats { bytes: journal.bytes_written(), flushes }),
         }
     });
-    (JournalHandle { tx, deferred: Arc::default() }, task)
+    (JournalHandle { tx, deferred: Arc::default(), armed: Arc::default() }, task)
 }
