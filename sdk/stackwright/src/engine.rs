@@ -237,7 +237,9 @@ impl Engine {
 
         let result = async {
             let reconciled = reconcile(&prepared, &state, &writer, &self.settings).await?;
-            let mut state = shared.lock().expect("state lock").clone();
+            // Only reconciling has written anything yet; without pending operations the state
+            // loaded is the state now, and copying it would cost a pass over every resource.
+            let mut state = if state.pending.is_empty() { state } else { shared.lock().expect("state lock").clone() };
             let drift = if refresh {
                 let drift = refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await?;
                 let records = refresh::drift_records(&drift);
@@ -263,9 +265,10 @@ impl Engine {
             if !confirm(&plan, &drift) {
                 return Ok::<_, EngineError>((plan, drift, None, reconciled));
             }
+            let plan = Arc::new(plan);
             let outcome = executor::execute(
                 Arc::new(prepared),
-                Arc::new(plan.clone()),
+                plan.clone(),
                 Arc::new(schedule),
                 Arc::new(state),
                 writer.clone(),
@@ -273,15 +276,18 @@ impl Engine {
                 destroy,
             )
             .await;
+            // The executor has let go of the plan by now; copy it only if not.
+            let plan = Arc::try_unwrap(plan).unwrap_or_else(|shared| (*shared).clone());
             Ok((plan, drift, Some(outcome), reconciled))
         }
         .await;
         drop(writer);
         let stats = writer_task.await.map_err(|e| EngineError::Journal(e.to_string()))??;
-        let final_state = shared.lock().expect("state lock").clone();
         // Compact whatever became durable, even when the run failed; a run that recorded
-        // nothing (refused, or nothing to do) leaves the files untouched.
+        // nothing (refused, or nothing to do) leaves the files untouched. The writer has stopped,
+        // so the state is ours to take.
         if stats.flushes > 0 {
+            let final_state = std::mem::take(&mut *shared.lock().expect("state lock"));
             self.backend.write_snapshot(&final_state).await?;
         }
         let (outcome_word, changes) = match &result {
@@ -890,14 +896,11 @@ async fn settle(
     }
 }
 
-/// Exports evaluated against the outputs in `live`; unknown ones are left out.
+/// Exports evaluated against the outputs `resolver` knows; unknown ones are left out.
 pub(crate) fn evaluate_exports(
     prepared: &Prepared,
-    live: &HashMap<Urn, (String, Value)>,
+    resolver: Arc<dyn stackwright_core::Resolve>,
 ) -> std::collections::BTreeMap<String, Value> {
-    let known: HashMap<Urn, (Option<String>, Value)> =
-        live.iter().map(|(u, (id, o))| (u.clone(), (Some(id.clone()), o.clone()))).collect();
-    let resolver: Arc<dyn stackwright_core::Resolve> = Arc::new(plan::MapResolver(known));
     prepared
         .exports
         .iter()
