@@ -247,6 +247,8 @@ async fn run_async(
         spec.arg(),
         describe(&first.plan)
     );
+    // Reports are let go once checked, as a command line would: the peak memory is the engine's.
+    drop(first);
 
     let syncs0 = counter.syncs();
     let (up, apply) = timed(async { Ok(engine.up(STACK, &program, false, &yes).await?) }).await?;
@@ -260,6 +262,8 @@ async fn run_async(
             up.interrupted
         );
     }
+    let (journal_bytes, journal_flushes) = (up.journal_bytes, up.journal_flushes);
+    drop(up);
     let file_len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let snapshot_bytes = file_len(&snapshot_path) + file_len(&journal_path);
     let stored = engine.state(STACK).await?.map_or(0, |s| s.resources.len());
@@ -282,6 +286,7 @@ async fn run_async(
             describe(&noop.plan)
         );
     }
+    drop(noop);
 
     let (files0, syncs0) = (dir_files(&state_dir), counter.syncs());
     let (again, noop_up) = timed(async { Ok(engine.up(STACK, &program, false, &yes).await?) }).await?;
@@ -292,6 +297,7 @@ async fn run_async(
         spec.arg(),
         describe(&again.plan)
     );
+    drop(again);
     // Files whose size or modification time changed (the lock file is written by every up).
     let noop_up_files: Vec<String> = dir_files(&state_dir)
         .into_iter()
@@ -301,6 +307,8 @@ async fn run_async(
 
     let (down, destroy) = timed(async { Ok(engine.destroy(STACK, &program, &yes).await?) }).await?;
     ensure!(down.succeeded(), "{}: destroy failed: {:?}", spec.arg(), down.failures.first());
+    let destroy_journal_bytes = down.journal_bytes;
+    drop(down);
     let left = engine.state(STACK).await?.map_or(0, |s| s.resources.len());
     ensure!(left == 0, "{}: after destroy the state still holds {left} resources", spec.arg());
 
@@ -327,10 +335,10 @@ async fn run_async(
         destroy,
         peak_rss_mb: status_mb("VmHWM"),
         base_rss_mb,
-        journal_bytes: up.journal_bytes,
-        journal_flushes: up.journal_flushes,
+        journal_bytes,
+        journal_flushes,
         snapshot_bytes,
-        destroy_journal_bytes: down.journal_bytes,
+        destroy_journal_bytes,
         up_syncs,
         noop_up_syncs,
         noop_up_files,

@@ -231,17 +231,23 @@ impl Engine {
         let started_at = stackwright_state::backend::now_rfc3339();
         let mut prepared = plan::prepare(build(program, stack, &self.settings, &self.backend).await?)?;
         let (_lock, state) = self.begin(stack).await?;
-        let shared = Arc::new(Mutex::new(state.clone()));
-        let journal = self.backend.open_journal(stack, state.serial).await?;
+        // The writer and the run share the loaded state until the first durable record, when the
+        // writer takes its own copy; an update that writes nothing copies nothing.
+        let loaded = Arc::new(state);
+        let shared = Arc::new(Mutex::new(loaded.clone()));
+        let journal = self.backend.open_journal(stack, loaded.serial).await?;
         let (writer, writer_task) = journal_writer::spawn(journal, shared.clone());
 
         let result = async {
-            let reconciled = reconcile(&prepared, &state, &writer, &self.settings).await?;
-            // Only reconciling has written anything yet; without pending operations the state
-            // loaded is the state now, and copying it would cost a pass over every resource.
-            let mut state = if state.pending.is_empty() { state } else { shared.lock().expect("state lock").clone() };
+            let reconciled = reconcile(&prepared, &loaded, &writer, &self.settings).await?;
+            let mut state: Arc<StackState> = if loaded.pending.is_empty() {
+                loaded
+            } else {
+                drop(loaded);
+                shared.lock().expect("state lock").clone()
+            };
             let drift = if refresh {
-                let drift = refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await?;
+                let drift = refresh::refresh_in_memory(&prepared, Arc::make_mut(&mut state), &self.settings).await?;
                 let records = refresh::drift_records(&drift);
                 writer.write(records).await.map_err(EngineError::Journal)?;
                 drift
@@ -270,7 +276,7 @@ impl Engine {
                 Arc::new(prepared),
                 plan.clone(),
                 Arc::new(schedule),
-                Arc::new(state),
+                state,
                 writer.clone(),
                 &self.settings,
                 destroy,

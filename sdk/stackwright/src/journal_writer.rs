@@ -97,6 +97,26 @@ impl JournalHandle {
     }
 }
 
+/// The state a writer keeps current: records are applied to it once durable.
+pub(crate) trait Applied: Send + 'static {
+    /// Applies one durable record.
+    fn apply(&mut self, record: &Record);
+}
+
+impl Applied for StackState {
+    fn apply(&mut self, record: &Record) {
+        StackState::apply(self, record)
+    }
+}
+
+/// Shared with the run that planned from it: copied on the first durable record, so a run that
+/// writes nothing copies nothing.
+impl Applied for Arc<StackState> {
+    fn apply(&mut self, record: &Record) {
+        Arc::make_mut(self).apply(record)
+    }
+}
+
 /// What the writer reports when it stops.
 pub(crate) struct JournalStats {
     pub bytes: u64,
@@ -105,9 +125,9 @@ pub(crate) struct JournalStats {
 
 /// Starts the writer. Records are applied to `state` once durable. Dropping every handle stops
 /// the writer.
-pub(crate) fn spawn(
+pub(crate) fn spawn<S: Applied>(
     mut journal: Box<dyn Journal>,
-    state: Arc<Mutex<StackState>>,
+    state: Arc<Mutex<S>>,
 ) -> (JournalHandle, JoinHandle<Result<JournalStats, StateError>>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
     let task = tokio::spawn(async move {
