@@ -378,7 +378,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = Spec { kind: Kind::Provider, shape: Shape::Chain, n: 20 };
         let s = run(spec, 3, Duration::ZERO, Interrupt::None, dir.path()).unwrap();
-        assert!(s.up_syncs >= 20, "{s:?}");
+        // A pending record per step, each carrying the result before it: about N syncs, where
+        // writing each result by itself costs 2N and more.
+        assert!(s.up_syncs >= 20 && s.up_syncs < 40, "{s:?}");
         assert!(s.noop_up_files.iter().all(|f| !f.ends_with(".json") && !f.ends_with(".journal")), "{s:?}");
     }
 }

@@ -175,3 +175,74 @@ pub(crate) fn spawn<S: Applied>(
     });
     (JournalHandle { tx, deferred: Arc::default(), armed: Arc::default() }, task)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stackwright_core::Urn;
+
+    /// A journal that keeps each append (one flush) as a group.
+    struct Groups(Arc<Mutex<Vec<Vec<Record>>>>);
+
+    #[async_trait::async_trait]
+    impl Journal for Groups {
+        async fn append(&mut self, records: &[Record]) -> Result<(), StateError> {
+            self.0.lock().unwrap().push(records.to_vec());
+            Ok(())
+        }
+        fn bytes_written(&self) -> u64 {
+            0
+        }
+    }
+
+    fn remove(name: &str) -> Record {
+        Record::Remove { op: None, urn: Urn::from(name) }
+    }
+
+    #[tokio::test]
+    async fn a_deferred_result_joins_the_next_write_ahead_of_it_in_one_flush() {
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(Mutex::new(StackState::new("dev")));
+        let (writer, task) = spawn(Box::new(Groups(groups.clone())), state);
+        writer.defer(vec![remove("result")]);
+        writer.write(vec![remove("next-pending")]).await.unwrap();
+        // Nothing is left for the linger timer or the final flush to write.
+        writer.flush().await.unwrap();
+        drop(writer);
+        let stats = task.await.unwrap().unwrap();
+        assert_eq!(stats.flushes, 1);
+        assert_eq!(*groups.lock().unwrap(), vec![vec![remove("result"), remove("next-pending")]]);
+    }
+
+    #[tokio::test]
+    async fn an_update_that_writes_nothing_leaves_the_shared_state_uncopied() {
+        let loaded = Arc::new(StackState::new("dev"));
+        let shared = Arc::new(Mutex::new(loaded.clone()));
+        let (writer, task) = spawn(Box::new(Groups(Arc::default())), shared.clone());
+        writer.write(Vec::new()).await.unwrap();
+        writer.flush().await.unwrap();
+        drop(writer);
+        assert_eq!(task.await.unwrap().unwrap().flushes, 0);
+        assert!(Arc::ptr_eq(&shared.lock().unwrap(), &loaded), "no record, no copy");
+
+        // The first durable record gives the writer its own copy; the loaded state is untouched.
+        let (writer, task) = spawn(Box::new(Groups(Arc::default())), shared.clone());
+        let resource = stackwright_state::ResourceState {
+            urn: Urn::from("a"),
+            type_token: "builtin:Data".into(),
+            provider: "builtin".into(),
+            id: "a".into(),
+            inputs: serde_json::json!({}),
+            outputs: serde_json::json!({}),
+            dependencies: Vec::new(),
+            protect: false,
+            retain_on_delete: false,
+        };
+        writer.write(vec![Record::Upsert { op: None, resource, retire_previous: false }]).await.unwrap();
+        drop(writer);
+        task.await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&shared.lock().unwrap(), &loaded));
+        assert!(shared.lock().unwrap().resources.contains_key(&Urn::from("a")));
+        assert!(loaded.resources.is_empty());
+    }
+}
