@@ -396,7 +396,9 @@ pub(crate) async fn execute(
                 let step = &plan.steps[node.step];
                 let old = prepared.previous[reg].as_ref().and_then(|u| prior.resources.get(u));
                 step.renamed_from.is_none()
-                    && old.is_some_and(|old| exec.settled(reg, step) && exec.same_records(reg, old, Vec::new()).is_empty())
+                    && old.is_some_and(|old| {
+                        exec.settled(reg, step) && exec.same_records(reg, old, Vec::new()).is_empty()
+                    })
             }
             _ => false,
         });
