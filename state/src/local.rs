@@ -249,13 +249,13 @@ impl Backend for LocalBackend {
     async fn write_snapshot(&self, state: &StackState) -> Result<u64, StateError> {
         validate_stack_name(&state.stack)?;
         self.ensure_dir()?;
-        let mut next = state.clone();
-        next.serial = state.serial + 1;
-        let snapshot = snapshot::encode(&next, self.cipher.as_deref())?;
+        let next = state.serial + 1;
+        let snapshot = snapshot::encode_with_serial(state, next, self.cipher.as_deref())?;
         write_atomic(&self.snapshot_path(&state.stack), &snapshot, &self.syncs)?;
-        let header = journal::encode_line(&JournalHeader::new(&state.stack, next.serial));
+        drop(snapshot);
+        let header = journal::encode_line(&JournalHeader::new(&state.stack, next));
         write_atomic(&self.journal_path(&state.stack), &header, &self.syncs)?;
-        Ok(next.serial)
+        Ok(next)
     }
 
     async fn open_journal(&self, stack: &str, base_serial: u64) -> Result<Box<dyn Journal>, StateError> {
