@@ -12,6 +12,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -28,13 +29,22 @@ use crate::txn::{self, Transaction, sync_dir};
 pub struct LocalBackend {
     root: PathBuf,
     cipher: Option<Arc<Cipher>>,
+    /// Shared by clones and the journals they open, so one count covers a whole run.
+    syncs: Arc<AtomicU64>,
 }
 
 impl LocalBackend {
     /// A backend rooted at `root` (created on first write), without a secrets provider: it
     /// refuses to store secrets.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into(), cipher: None }
+        LocalBackend { root: root.into(), cipher: None, syncs: Arc::default() }
+    }
+
+    /// How many times this backend (and its clones and journals) has asked the disk to make data
+    /// durable (`fsync`/`fdatasync` of a file or a directory) so far: the cost a benchmark of
+    /// durability counts.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// The same backend, sealing secrets with `cipher`.
@@ -223,22 +233,34 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     }
 }
 
+/// Syncs a directory, counted (see [`LocalBackend::syncs`]).
+fn counted_sync_dir(dir: &Path, syncs: &AtomicU64) -> Result<(), StateError> {
+    syncs.fetch_add(1, Ordering::Relaxed);
+    sync_dir(dir)
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+fn write_atomic(path: &Path, bytes: &[u8], syncs: &AtomicU64) -> Result<(), StateError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut f = File::create(&tmp).map_err(|e| StateError::io("creating", &tmp, e))?;
+    syncs.fetch_add(1, Ordering::Relaxed);
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| StateError::io("writing", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| StateError::io("renaming into place", path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    counted_sync_dir(path.parent().unwrap_or(Path::new(".")), syncs)
 }
 
 /// Opens `path` for appending, creating it if needed; a new file's directory entry is fsynced
 /// so the file survives a crash.
-fn open_created(path: &Path, options: &mut OpenOptions, action: &'static str) -> Result<File, StateError> {
+fn open_created(
+    path: &Path,
+    options: &mut OpenOptions,
+    action: &'static str,
+    syncs: &AtomicU64,
+) -> Result<File, StateError> {
     let existed = path.exists();
     let file = options.open(path).map_err(|e| StateError::io(action, path, e))?;
     if !existed {
-        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        counted_sync_dir(path.parent().unwrap_or(Path::new(".")), syncs)?;
     }
     Ok(file)
 }
@@ -279,6 +301,7 @@ struct LocalJournal {
     stack: String,
     cipher: Option<Arc<Cipher>>,
     fence: Fence,
+    syncs: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -289,6 +312,7 @@ impl Journal for LocalJournal {
         for r in records {
             buf.extend(journal::encode_record(r, &self.stack, self.cipher.as_deref())?);
         }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         self.file
             .write_all(&buf)
             .and_then(|_| self.file.sync_data())
@@ -320,6 +344,7 @@ impl Backend for LocalBackend {
             &path,
             OpenOptions::new().read(true).write(true).create(true).truncate(false),
             "opening lock file",
+            &self.syncs,
         )?;
         match file.try_lock() {
             Ok(()) => {}
@@ -334,9 +359,10 @@ impl Backend for LocalBackend {
         // Finish a rename or passphrase change a crash interrupted before reading anything.
         self.recover()?;
         let token = self.current_token(stack)? + 1;
-        write_atomic(&self.fence_path(stack), token.to_string().as_bytes())?;
+        write_atomic(&self.fence_path(stack), token.to_string().as_bytes(), &self.syncs)?;
         self.remove_stale_temporaries(stack)?;
         let body = serde_json::to_vec(&holder).expect("lock info serializes");
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         file.set_len(0)
             .and_then(|_| file.write_all(&body))
             .and_then(|_| file.sync_data())
@@ -372,7 +398,7 @@ impl Backend for LocalBackend {
                 // holder takes the lock; then unlink the lock file, whose flock it keeps on an
                 // orphaned file, so the next `lock` creates and locks a fresh one.
                 let token = self.current_token(stack)? + 1;
-                write_atomic(&self.fence_path(stack), token.to_string().as_bytes())?;
+                write_atomic(&self.fence_path(stack), token.to_string().as_bytes(), &self.syncs)?;
                 fs::remove_file(&path).map_err(|e| StateError::io("removing lock file", &path, e))?;
                 sync_dir(&self.dir())?;
                 Ok(Some(holder))
@@ -425,12 +451,13 @@ impl Backend for LocalBackend {
         validate_stack_name(&state.stack)?;
         self.ensure_dir()?;
         self.fence(&state.stack, token).check()?;
-        let mut next = state.clone();
-        next.serial = state.serial + 1;
-        write_atomic(&self.snapshot_path(&state.stack), &snapshot::encode(&next, self.cipher.as_deref())?)?;
-        let header = journal::encode_line(&JournalHeader::new(&state.stack, next.serial));
-        write_atomic(&self.journal_path(&state.stack), &header)?;
-        Ok(next.serial)
+        let next = state.serial + 1;
+        let snapshot = snapshot::encode_with_serial(state, next, self.cipher.as_deref())?;
+        write_atomic(&self.snapshot_path(&state.stack), &snapshot, &self.syncs)?;
+        drop(snapshot);
+        let header = journal::encode_line(&JournalHeader::new(&state.stack, next));
+        write_atomic(&self.journal_path(&state.stack), &header, &self.syncs)?;
+        Ok(next)
     }
 
     async fn open_journal(&self, stack: &str, base_serial: u64, token: u64) -> Result<Box<dyn Journal>, StateError> {
@@ -456,10 +483,15 @@ impl Backend for LocalBackend {
                 Some((_, Err(e))) => return Err(e),
                 _ => (0, false),
             };
-        let mut file = open_created(&path, OpenOptions::new().create(true).append(true), "opening journal")?;
-        file.set_len(valid_len).map_err(|e| StateError::io("trimming journal", &path, e))?;
+        let mut file =
+            open_created(&path, OpenOptions::new().create(true).append(true), "opening journal", &self.syncs)?;
+        // Truncating touches the file even to its own length; a run that writes nothing leaves it be.
+        if existing.as_ref().map(|b| b.len() as u64) != Some(valid_len) {
+            file.set_len(valid_len).map_err(|e| StateError::io("trimming journal", &path, e))?;
+        }
         let mut bytes = valid_len;
         if terminate {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
             file.write_all(b"\n")
                 .and_then(|_| file.sync_data())
                 .map_err(|e| StateError::io("terminating the last line of", &path, e))?;
@@ -467,12 +499,21 @@ impl Backend for LocalBackend {
         }
         if valid_len == 0 {
             let header = journal::encode_line(&JournalHeader::new(stack, base_serial));
+            self.syncs.fetch_add(1, Ordering::Relaxed);
             file.write_all(&header)
                 .and_then(|_| file.sync_data())
                 .map_err(|e| StateError::io("writing journal", &path, e))?;
             bytes = header.len() as u64;
         }
-        Ok(Box::new(LocalJournal { file, path, bytes, stack: stack.to_owned(), cipher: self.cipher.clone(), fence }))
+        Ok(Box::new(LocalJournal {
+            file,
+            path,
+            bytes,
+            stack: stack.to_owned(),
+            cipher: self.cipher.clone(),
+            fence,
+            syncs: self.syncs.clone(),
+        }))
     }
 
     async fn list_stacks(&self) -> Result<Vec<String>, StateError> {
@@ -508,7 +549,8 @@ impl Backend for LocalBackend {
         }
         line.extend(serde_json::to_vec(entry).expect("history serializes"));
         line.push(b'\n');
-        let mut f = open_created(&path, OpenOptions::new().create(true).append(true), "opening history")?;
+        let mut f = open_created(&path, OpenOptions::new().create(true).append(true), "opening history", &self.syncs)?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         f.write_all(&line).and_then(|_| f.sync_data()).map_err(|e| StateError::io("appending to", &path, e))
     }
 
@@ -676,6 +718,32 @@ mod tests {
         assert_eq!(reloaded.serial, serial);
         assert_eq!(reloaded.resources, state.resources);
         assert_eq!(b.list_stacks().await.unwrap(), vec!["dev".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn syncs_count_every_fsync_a_write_asks_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        assert_eq!(b.syncs(), 0);
+        // A first lock: the new lock file's directory entry, the fencing token (file and
+        // directory), the holder's description.
+        let lock = b.lock("dev", LockInfo::current("up")).await.unwrap();
+        assert_eq!(b.syncs(), 4);
+        // A snapshot is two atomic replacements (snapshot, fresh journal): file and directory each.
+        let serial = b.write_snapshot(&StackState::new("dev"), lock.token()).await.unwrap();
+        assert_eq!(b.syncs(), 8);
+        // Reopening the journal it left writes no new header.
+        let mut j = b.clone().open_journal("dev", serial, lock.token()).await.unwrap();
+        assert_eq!(b.syncs(), 8);
+        j.append(&[Record::Upsert { op: None, resource: resource("a"), retire_previous: false }]).await.unwrap();
+        j.append(&[Record::Remove { op: None, urn: Urn::from("a") }]).await.unwrap();
+        assert_eq!(b.syncs(), 10, "one per append, counted on the backend the journal came from");
+        drop(lock);
+        // The lock file exists now: the token and the holder only.
+        drop(b.lock("dev", LockInfo::current("up")).await.unwrap());
+        assert_eq!(b.syncs(), 13);
+        b.load("dev").await.unwrap();
+        assert_eq!(b.syncs(), 13, "reading syncs nothing");
     }
 
     #[tokio::test]

@@ -58,6 +58,21 @@ struct Cli {
     /// Skip the latency runs.
     #[arg(long)]
     no_latency: bool,
+    /// Scale and durability runs as kind:shape:N (kind `engine` is built-in `Data`, `provider` the
+    /// test provider without latency): syncs per up, no-op up against no-op preview, peak memory
+    /// per resource.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "provider:chain:1000,engine:layered:5000,engine:layered:10000,engine:layered:50000,provider:layered:50000"
+    )]
+    scale_runs: Vec<String>,
+    /// Skip the scale runs.
+    #[arg(long)]
+    no_scale: bool,
+    /// Runs of each scale measurement (median of times and sync counts, largest peak memory).
+    #[arg(long, default_value_t = 3)]
+    scale_repeat: usize,
     /// Latency of each test-provider call in the latency runs, in milliseconds.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
@@ -164,6 +179,15 @@ fn aggregate(samples: &[Sample]) -> Sample {
     out.plan = phase(|s| s.plan);
     out.apply = phase(|s| s.apply);
     out.noop_plan = phase(|s| s.noop_plan);
+    out.noop_up = phase(|s| s.noop_up);
+    let count = |f: fn(&Sample) -> u64| median(samples.iter().map(|s| f(s) as f64).collect()).round() as u64;
+    out.up_syncs = count(|s| s.up_syncs);
+    out.noop_up_syncs = count(|s| s.noop_up_syncs);
+    // Every file any run's no-op up wrote.
+    let mut files: Vec<String> = samples.iter().flat_map(|s| s.noop_up_files.iter().cloned()).collect();
+    files.sort();
+    files.dedup();
+    out.noop_up_files = files;
     out.destroy = phase(|s| s.destroy);
     out.peak_rss_mb = samples.iter().map(|s| s.peak_rss_mb).fold(0.0, f64::max);
     out
@@ -175,12 +199,15 @@ fn measure(cli: &Cli, spec: Spec, repeat: usize, raw: &mut Vec<String>) -> anyho
     for i in 1..=repeat.max(1) {
         let s = spawn(cli, spec)?;
         eprintln!(
-            "[bench] {} run {i}/{}: plan {:.3}s, up {:.3}s, no-op plan {:.3}s, destroy {:.3}s, peak {:.1} MiB",
+            "[bench] {} run {i}/{}: plan {:.3}s, up {:.3}s ({} syncs), no-op plan {:.3}s, no-op up {:.3}s ({} syncs), destroy {:.3}s, peak {:.1} MiB",
             spec.arg(),
             repeat.max(1),
             s.plan.wall_s,
             s.apply.wall_s,
+            s.up_syncs,
             s.noop_plan.wall_s,
+            s.noop_up.wall_s,
+            s.noop_up_syncs,
             s.destroy.wall_s,
             s.peak_rss_mb
         );
@@ -188,6 +215,14 @@ fn measure(cli: &Cli, spec: Spec, repeat: usize, raw: &mut Vec<String>) -> anyho
         samples.push(s);
     }
     Ok(aggregate(&samples))
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Engine => "engine",
+        Kind::Latency => "latency",
+        Kind::Provider => "provider",
+    }
 }
 
 fn secs(s: f64) -> String {
@@ -207,6 +242,10 @@ struct Target {
     what: String,
     measured: String,
     ok: bool,
+}
+
+fn parse_scale_runs(list: &[String]) -> anyhow::Result<Vec<Spec>> {
+    list.iter().filter(|s| !s.trim().is_empty()).map(|s| Spec::parse(s.trim())).collect()
 }
 
 fn parse_latency_runs(list: &[String]) -> anyhow::Result<Vec<(Shape, usize)>> {
@@ -242,6 +281,7 @@ fn parent(cli: &Cli) -> anyhow::Result<bool> {
         }
     };
     let latency_runs = if cli.no_latency { Vec::new() } else { parse_latency_runs(&cli.latency_runs)? };
+    let scale_runs = if cli.no_scale { Vec::new() } else { parse_scale_runs(&cli.scale_runs)? };
     let mut engine_specs = Vec::new();
     for &shape in &cli.shapes {
         let sizes = if shape == Shape::Chain { &cli.chain_sizes } else { &cli.sizes };
@@ -303,6 +343,7 @@ fn parent(cli: &Cli) -> anyhow::Result<bool> {
             ("plan s", Align::Right),
             ("up s", Align::Right),
             ("no-op plan s", Align::Right),
+            ("no-op up s", Align::Right),
             ("destroy s", Align::Right),
             ("up µs/resource", Align::Right),
             ("up CPU s", Align::Right),
@@ -319,6 +360,7 @@ fn parent(cli: &Cli) -> anyhow::Result<bool> {
                 secs(s.plan.wall_s),
                 secs(s.apply.wall_s),
                 secs(s.noop_plan.wall_s),
+                secs(s.noop_up.wall_s),
                 secs(s.destroy.wall_s),
                 format!("{:.1}", s.apply.wall_s * 1e6 / s.spec.n as f64),
                 format!("{:.2}", s.apply.cpu_s),
@@ -422,6 +464,99 @@ fn parent(cli: &Cli) -> anyhow::Result<bool> {
         std::io::stdout().flush()?;
     }
 
+    // Scale and durability.
+    if !scale_runs.is_empty() {
+        let mut t = Table::new(&[
+            ("kind", Align::Left),
+            ("shape", Align::Left),
+            ("N", Align::Right),
+            ("up s", Align::Right),
+            ("up syncs", Align::Right),
+            ("syncs/step", Align::Right),
+            ("no-op plan s", Align::Right),
+            ("no-op up s", Align::Right),
+            ("no-op up / plan", Align::Right),
+            ("no-op plan CPU s", Align::Right),
+            ("no-op up CPU s", Align::Right),
+            ("no-op up syncs", Align::Right),
+            ("no-op up wrote", Align::Left),
+            ("peak RSS MiB", Align::Right),
+            ("peak KiB/resource", Align::Right),
+            ("stored B/resource", Align::Right),
+        ]);
+        for spec in scale_runs {
+            let s = measure(cli, spec, cli.scale_repeat, &mut raw)?;
+            let n = spec.n as f64;
+            let ratio = s.noop_up.wall_s / s.noop_plan.wall_s.max(1e-9);
+            let label = format!("{} {} {}", kind_name(spec.kind), spec.shape, spec.n);
+            if spec.kind == Kind::Provider && spec.shape == Shape::Chain {
+                // A pending record and a result per step, the result joining the next step's write.
+                let limit = (n * 1.1).ceil() as u64;
+                targets.push(Target {
+                    what: format!("{label}: up at most {limit} syncs (about one per durable step)"),
+                    measured: format!("{} syncs", s.up_syncs),
+                    ok: s.up_syncs <= limit,
+                });
+            }
+            if spec.n >= 5000 {
+                targets.push(Target {
+                    what: format!("{label}: no-op up no slower than the no-op preview"),
+                    measured: format!("{:.3} s vs {:.3} s ({ratio:.2}x)", s.noop_up.wall_s, s.noop_plan.wall_s),
+                    ok: ratio <= 1.0,
+                });
+                let state_files: Vec<&String> =
+                    s.noop_up_files.iter().filter(|f| f.ends_with(".json") || f.ends_with(".journal")).collect();
+                targets.push(Target {
+                    what: format!("{label}: no-op up rewrites no snapshot or journal"),
+                    measured: if state_files.is_empty() { "none".into() } else { format!("{state_files:?}") },
+                    ok: state_files.is_empty(),
+                });
+            }
+            if spec.n >= 50_000 {
+                let limit = 5.0 + s.stored_bytes_per_resource() / 1024.0;
+                let per = s.peak_kib_per_resource();
+                targets.push(Target {
+                    what: format!("{label}: peak memory under 5 KiB per resource plus its stored size"),
+                    measured: format!("{per:.2} KiB vs {limit:.2} KiB"),
+                    ok: per < limit,
+                });
+            }
+            t.row(vec![
+                kind_name(spec.kind).into(),
+                spec.shape.to_string(),
+                spec.n.to_string(),
+                secs(s.apply.wall_s),
+                s.up_syncs.to_string(),
+                format!("{:.2}", s.up_syncs as f64 / n),
+                secs(s.noop_plan.wall_s),
+                secs(s.noop_up.wall_s),
+                format!("{ratio:.2}"),
+                format!("{:.2}", s.noop_plan.cpu_s),
+                format!("{:.2}", s.noop_up.cpu_s),
+                s.noop_up_syncs.to_string(),
+                if s.noop_up_files.is_empty() { "nothing".into() } else { s.noop_up_files.join(" ") },
+                format!("{:.1}", s.peak_rss_mb),
+                format!("{:.2}", s.peak_kib_per_resource()),
+                format!("{:.0}", s.stored_bytes_per_resource()),
+            ]);
+        }
+        let section = format!(
+            "\n## Scale and durability: syncs, no-op up, memory per resource\n\n{}\n\
+             `engine` is built-in `Data`, `provider` the test provider without latency (every create is a \
+             durable operation: a pending record, then its result). `up syncs` counts every fsync/fdatasync \
+             the state backend asked for during the up (`LocalBackend::syncs`: journal appends, the lock file, \
+             the snapshot's atomic replacement, the history line); `syncs/step` divides by N. The no-op up runs \
+             right after the no-op preview; `no-op up wrote` lists the state directory's files whose size or \
+             modification time it changed. `peak KiB/resource` is (VmHWM − RSS before the first preview) / N; \
+             `stored B/resource` is the snapshot and journal size after the up / N. Medians of {} run(s); peak \
+             memory is the largest.\n",
+            t.render(),
+            cli.scale_repeat.max(1)
+        );
+        print!("{section}");
+        std::io::stdout().flush()?;
+    }
+
     // Provider latency.
     let latency: Vec<(Shape, usize)> = latency_runs.into_iter().filter(|(s, _)| cli.shapes.contains(s)).collect();
     if !latency.is_empty() {
@@ -452,6 +587,14 @@ fn parent(cli: &Cli) -> anyhow::Result<bool> {
                 measured: format!("{:.3} s vs {ideal:.3} s ideal, {over:+.1}%", s.apply.wall_s),
                 ok,
             });
+            if let Some(floor) = s.sleep_floor_s {
+                let over_floor = (s.apply.wall_s - floor) / floor * 100.0;
+                targets.push(Target {
+                    what: format!("{shape} {n} at {} ms per call: up within 2% of the sleep floor", cli.latency_ms),
+                    measured: format!("{:.3} s vs {floor:.3} s floor, {over_floor:+.1}%", s.apply.wall_s),
+                    ok: over_floor <= 2.0,
+                });
+            }
             t.row(vec![
                 shape.to_string(),
                 n.to_string(),
@@ -617,6 +760,19 @@ mod tests {
         let runs = parse_latency_runs(&["independent:500".into(), "chain:200".into()]).unwrap();
         assert_eq!(runs, vec![(Shape::Independent, 500), (Shape::Chain, 200)]);
         assert!(parse_latency_runs(&["layered:55".into()]).is_err());
+    }
+
+    #[test]
+    fn scale_runs_parse() {
+        let runs = parse_scale_runs(&["provider:chain:1000".into(), " engine:layered:50000".into()]).unwrap();
+        assert_eq!(
+            runs,
+            vec![
+                Spec { kind: Kind::Provider, shape: Shape::Chain, n: 1000 },
+                Spec { kind: Kind::Engine, shape: Shape::Layered, n: 50_000 }
+            ]
+        );
+        assert!(parse_scale_runs(&["provider:chain".into()]).is_err());
     }
 
     #[test]

@@ -34,6 +34,7 @@ impl Spec {
         let kind = match self.kind {
             Kind::Engine => "engine",
             Kind::Latency => "latency",
+            Kind::Provider => "provider",
         };
         format!("{kind}:{}:{}", self.shape, self.n)
     }
@@ -45,7 +46,8 @@ impl Spec {
         let kind = match kind {
             "engine" => Kind::Engine,
             "latency" => Kind::Latency,
-            other => bail!("unknown kind `{other}` (expected engine or latency)"),
+            "provider" => Kind::Provider,
+            other => bail!("unknown kind `{other}` (expected engine, latency or provider)"),
         };
         let shape: Shape = shape.parse()?;
         let n: usize = n.parse().with_context(|| format!("bad N in `{s}`"))?;
@@ -80,6 +82,9 @@ pub struct Sample {
     pub apply: Phase,
     /// Preview right after the up: must be all `Same`.
     pub noop_plan: Phase,
+    /// Up right after that preview: must change nothing.
+    #[serde(default)]
+    pub noop_up: Phase,
     /// Destroy: deletes N.
     pub destroy: Phase,
     /// `VmHWM` at the end, MiB.
@@ -94,6 +99,15 @@ pub struct Sample {
     pub snapshot_bytes: u64,
     /// Journal bytes of the destroy.
     pub destroy_journal_bytes: u64,
+    /// `fsync`/`fdatasync` calls the state backend made during the up (`LocalBackend::syncs`).
+    #[serde(default)]
+    pub up_syncs: u64,
+    /// The same during the no-op up.
+    #[serde(default)]
+    pub noop_up_syncs: u64,
+    /// Files of the state directory the no-op up wrote (size or modification time changed).
+    #[serde(default)]
+    pub noop_up_files: Vec<String>,
     /// The most provider calls in flight at once (latency runs).
     pub max_in_flight: Option<usize>,
     /// Latency runs: seconds that as many back-to-back `tokio::time::sleep(latency)` as the ideal
@@ -106,6 +120,33 @@ impl Sample {
     pub fn state_written(&self) -> u64 {
         self.journal_bytes + self.snapshot_bytes
     }
+
+    /// Peak memory above the process's baseline, in KiB per resource.
+    pub fn peak_kib_per_resource(&self) -> f64 {
+        (self.peak_rss_mb - self.base_rss_mb).max(0.0) * 1024.0 / self.spec.n.max(1) as f64
+    }
+
+    /// Stored bytes per resource (snapshot and journal after the up): the size of its values.
+    pub fn stored_bytes_per_resource(&self) -> f64 {
+        self.snapshot_bytes as f64 / self.spec.n.max(1) as f64
+    }
+}
+
+/// Size and modification time of every file directly in `dir`, to tell whether anything was written.
+fn dir_files(dir: &Path) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| {
+                    let e = e.ok()?;
+                    let m = e.metadata().ok()?;
+                    m.is_file().then(|| (e.path(), m.len(), m.modified().ok()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
 }
 
 /// Reads a `kB` field of `/proc/self/status`, in MiB.
@@ -176,6 +217,9 @@ async fn run_async(
     let backend = stackwright::testing::sealed_local_backend(dir);
     let snapshot_path = backend.snapshot_path(STACK);
     let journal_path = backend.journal_path(STACK);
+    let state_dir = snapshot_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // A clone shares the sync counter of the backend the engine uses.
+    let counter = backend.clone();
     // Held until the end of the run, so the receiver never sees its sender go away.
     let (_interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
     let settings = Settings {
@@ -187,7 +231,8 @@ async fn run_async(
     let engine = Engine::new(Arc::new(backend), settings);
     let (program, provider): (Program, Option<TestProvider>) = match kind {
         Kind::Engine => (data_program(shape, n), None),
-        Kind::Latency => {
+        Kind::Latency | Kind::Provider => {
+            let latency = if kind == Kind::Latency { latency } else { Duration::ZERO };
             let tp = TestProvider::new(World::memory(), Faults { latency, ..Faults::default() });
             (item_program(shape, n, tp.clone()), Some(tp))
         }
@@ -203,8 +248,12 @@ async fn run_async(
         spec.arg(),
         describe(&first.plan)
     );
+    // Reports are let go once checked, as a command line would: the peak memory is the engine's.
+    drop(first);
 
+    let syncs0 = counter.syncs();
     let (up, apply) = timed(async { Ok(engine.up(STACK, &program, UpOptions::default(), &yes).await?) }).await?;
+    let up_syncs = counter.syncs() - syncs0;
     if !up.succeeded() {
         let first_failure = up.failures.first().map(|f| format!("{}: {}", f.urn, f.message)).unwrap_or_default();
         bail!(
@@ -214,6 +263,8 @@ async fn run_async(
             up.interrupted
         );
     }
+    let (journal_bytes, journal_flushes) = (up.journal_bytes, up.journal_flushes);
+    drop(up);
     let file_len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let snapshot_bytes = file_len(&snapshot_path) + file_len(&journal_path);
     let stored = engine.state(STACK).await?.map_or(0, |s| s.resources.len());
@@ -237,14 +288,34 @@ async fn run_async(
             describe(&noop.plan)
         );
     }
+    drop(noop);
+
+    let (files0, syncs0) = (dir_files(&state_dir), counter.syncs());
+    let (again, noop_up) = timed(async { Ok(engine.up(STACK, &program, UpOptions::default(), &yes).await?) }).await?;
+    let noop_up_syncs = counter.syncs() - syncs0;
+    ensure!(
+        again.succeeded() && again.changed == 0 && !again.plan.has_changes(),
+        "{}: the no-op up changed something: {}",
+        spec.arg(),
+        describe(&again.plan)
+    );
+    drop(again);
+    // Files whose size or modification time changed (the lock file is written by every up).
+    let noop_up_files: Vec<String> = dir_files(&state_dir)
+        .into_iter()
+        .filter(|f| !files0.contains(f))
+        .filter_map(|(path, _, _)| Some(path.file_name()?.to_string_lossy().into_owned()))
+        .collect();
 
     let (down, destroy) = timed(async { Ok(engine.destroy(STACK, &program, &yes).await?) }).await?;
     ensure!(down.succeeded(), "{}: destroy failed: {:?}", spec.arg(), down.failures.first());
+    let destroy_journal_bytes = down.journal_bytes;
+    drop(down);
     let left = engine.state(STACK).await?.map_or(0, |s| s.resources.len());
     ensure!(left == 0, "{}: after destroy the state still holds {left} resources", spec.arg());
 
     let sleep_floor_s = match kind {
-        Kind::Engine => None,
+        Kind::Engine | Kind::Provider => None,
         Kind::Latency => {
             let t0 = Instant::now();
             for _ in 0..shape.waves(n, parallel) {
@@ -262,13 +333,17 @@ async fn run_async(
         plan,
         apply,
         noop_plan,
+        noop_up,
         destroy,
         peak_rss_mb: status_mb("VmHWM"),
         base_rss_mb,
-        journal_bytes: up.journal_bytes,
-        journal_flushes: up.journal_flushes,
+        journal_bytes,
+        journal_flushes,
         snapshot_bytes,
-        destroy_journal_bytes: down.journal_bytes,
+        destroy_journal_bytes,
+        up_syncs,
+        noop_up_syncs,
+        noop_up_files,
         max_in_flight: provider.map(|p| p.max_in_flight()),
         sleep_floor_s,
     })
@@ -285,6 +360,8 @@ mod tests {
         assert_eq!(Spec::parse(&s.arg()).unwrap(), s);
         assert!(Spec::parse("engine:layered:15").is_err());
         assert!(Spec::parse("engine:chain").is_err());
+        let p = Spec::parse("provider:chain:1000").unwrap();
+        assert_eq!(Spec::parse(&p.arg()).unwrap(), p);
     }
 
     #[test]
@@ -299,5 +376,13 @@ mod tests {
         let spec = Spec { kind: Kind::Latency, shape: Shape::Layered, n: 20 };
         let s = run(spec, 3, Duration::from_millis(1), Interrupt::Channel, dir.path()).unwrap();
         assert!(s.max_in_flight.unwrap() <= 3, "{s:?}");
+        // Durable steps: every create makes at least one sync; a no-op up writes no state.
+        let dir = tempfile::tempdir().unwrap();
+        let spec = Spec { kind: Kind::Provider, shape: Shape::Chain, n: 20 };
+        let s = run(spec, 3, Duration::ZERO, Interrupt::None, dir.path()).unwrap();
+        // A pending record per step, each carrying the result before it: about N syncs, where
+        // writing each result by itself costs 2N and more.
+        assert!(s.up_syncs >= 20 && s.up_syncs < 40, "{s:?}");
+        assert!(s.noop_up_files.iter().all(|f| !f.ends_with(".json") && !f.ends_with(".journal")), "{s:?}");
     }
 }

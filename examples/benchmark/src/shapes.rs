@@ -90,6 +90,9 @@ pub enum Kind {
     Engine,
     /// `test:Item` from the test provider, whose calls sleep for the configured latency.
     Latency,
+    /// `test:Item` from the test provider without latency: every create and delete is a durable
+    /// operation (a pending record, then its result), at the speed of the engine and the disk.
+    Provider,
 }
 
 /// Declares one node named `name` with `input` and returns the output its dependents read.

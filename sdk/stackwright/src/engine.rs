@@ -262,15 +262,23 @@ impl Engine {
         let (lock, state) = self.begin(stack).await?;
         self.record_history(stack, started_at.clone(), stackwright_state::STARTED, BTreeMap::new(), lock.token())
             .await?;
-        let shared = Arc::new(Mutex::new(state.clone()));
-        let journal = self.backend.open_journal(stack, state.serial, lock.token()).await?;
+        // The writer and the run share the loaded state until the first durable record, when the
+        // writer takes its own copy; an update that writes nothing copies nothing.
+        let loaded = Arc::new(state);
+        let shared = Arc::new(Mutex::new(loaded.clone()));
+        let journal = self.backend.open_journal(stack, loaded.serial, lock.token()).await?;
         let (writer, writer_task) = journal_writer::spawn(journal, shared.clone());
 
         let result = async {
-            let reconciled = reconcile(&prepared, &state, &writer, &self.settings).await?;
-            let mut state = shared.lock().expect("state lock").clone();
+            let reconciled = reconcile(&prepared, &loaded, &writer, &self.settings).await?;
+            let mut state: Arc<StackState> = if loaded.pending.is_empty() {
+                loaded
+            } else {
+                drop(loaded);
+                shared.lock().expect("state lock").clone()
+            };
             let drift = if refresh {
-                let drift = refresh::refresh_in_memory(&prepared, &mut state, &self.settings).await?;
+                let drift = refresh::refresh_in_memory(&prepared, Arc::make_mut(&mut state), &self.settings).await?;
                 let records = refresh::drift_records(&drift);
                 writer.write(records).await.map_err(EngineError::Journal)?;
                 drift
@@ -294,25 +302,29 @@ impl Engine {
             if !confirm(&plan, &drift) {
                 return Ok::<_, EngineError>((plan, drift, None, reconciled));
             }
+            let plan = Arc::new(plan);
             let outcome = executor::execute(
                 Arc::new(prepared),
-                Arc::new(plan.clone()),
+                plan.clone(),
                 Arc::new(schedule),
-                Arc::new(state),
+                state,
                 writer.clone(),
                 &self.settings,
                 destroy,
             )
             .await;
+            // The executor has let go of the plan by now; copy it only if not.
+            let plan = Arc::try_unwrap(plan).unwrap_or_else(|shared| (*shared).clone());
             Ok((plan, drift, Some(outcome), reconciled))
         }
         .await;
         drop(writer);
         let stats = writer_task.await.map_err(|e| EngineError::Journal(e.to_string()))??;
-        let final_state = shared.lock().expect("state lock").clone();
         // Compact whatever became durable, even when the run failed; a run that recorded
-        // nothing (refused, or nothing to do) leaves the files untouched.
+        // nothing (refused, or nothing to do) leaves the files untouched. The writer has stopped,
+        // so the state is ours to take.
         if stats.flushes > 0 {
+            let final_state = std::mem::take(&mut *shared.lock().expect("state lock"));
             self.backend.write_snapshot(&final_state, lock.token()).await?;
         }
         let (outcome_word, changes) = match &result {
@@ -940,14 +952,11 @@ async fn settle(
     }
 }
 
-/// Exports evaluated against the outputs in `live`; unknown ones are left out.
+/// Exports evaluated against the outputs `resolver` knows; unknown ones are left out.
 pub(crate) fn evaluate_exports(
     prepared: &Prepared,
-    live: &HashMap<Urn, (String, Value)>,
+    resolver: Arc<dyn stackwright_core::Resolve>,
 ) -> std::collections::BTreeMap<String, Value> {
-    let known: HashMap<Urn, (Option<String>, Value)> =
-        live.iter().map(|(u, (id, o))| (u.clone(), (Some(id.clone()), o.clone()))).collect();
-    let resolver: Arc<dyn stackwright_core::Resolve> = Arc::new(plan::MapResolver(known));
     prepared
         .exports
         .iter()

@@ -39,9 +39,28 @@ struct Exec {
     plan: Arc<Plan>,
     schedule: Arc<Schedule>,
     prior: Arc<StackState>,
-    /// Ids and outputs of resources as they are now, for resolving arguments.
+    /// Ids and outputs of resources this run applied; every other resource is as in `prior`.
+    /// Only the changes are kept, so a run over a large state copies nothing of it.
     live: Mutex<HashMap<Urn, (String, Value)>>,
+    /// The plan step of each declared resource.
+    step_of_reg: Vec<usize>,
     runner: Runner,
+}
+
+/// Resolves outputs from the resources a run applied, then from the state it started from.
+struct Overlay {
+    prior: Arc<StackState>,
+    live: HashMap<Urn, (String, Value)>,
+}
+
+impl stackwright_core::Resolve for Overlay {
+    fn lookup(&self, urn: &Urn) -> Option<stackwright_core::ResolvedResource<'_>> {
+        let (id, outputs) = match self.live.get(urn) {
+            Some((id, outputs)) => (id, outputs),
+            None => self.prior.resources.get(urn).map(|r| (&r.id, &r.outputs))?,
+        };
+        Some(stackwright_core::ResolvedResource { id: Some(id), outputs })
+    }
 }
 
 fn secrets_of(values: &[&Value]) -> Vec<String> {
@@ -73,6 +92,42 @@ impl Exec {
         }
     }
 
+    /// A resource's id and outputs as they are now.
+    fn known(&self, urn: &Urn) -> Option<(String, Value)> {
+        if let Some(found) = self.live.lock().expect("live lock").get(urn) {
+            return Some(found.clone());
+        }
+        self.prior.resources.get(urn).map(|r| (r.id.clone(), r.outputs.clone()))
+    }
+
+    /// Whether a step planned `Same` is sure to stay so: every dependency was planned `Same`
+    /// under its own name, so the arguments resolve from exactly the outputs the plan used and
+    /// were checked (provider checks, policies) at plan time. Its step then only records what
+    /// changed about the resource besides its arguments.
+    fn settled(&self, i: usize, step: &PlannedStep) -> bool {
+        step.op == StepOp::Same
+            && step.inputs.as_ref().is_some_and(|v| !contains_unknown(v))
+            && self.prepared.deps[i].iter().all(|&d| {
+                let dep = &self.plan.steps[self.step_of_reg[d]];
+                dep.op == StepOp::Same && dep.renamed_from.is_none()
+            })
+    }
+
+    /// The records a settled `Same` step writes (a rename, changed flags or dependencies), if any.
+    fn same_records(&self, i: usize, old: &ResourceState, mut before: Vec<Record>) -> Vec<Record> {
+        let (reg, bound) = (&self.prepared.regs[i], &self.prepared.bound[i]);
+        let kept = old.type_token == reg.type_token
+            && old.provider == bound.provider
+            && old.dependencies == reg.deps
+            && old.protect == reg.opts.protect
+            && old.retain_on_delete == reg.opts.retain_on_delete;
+        if !kept {
+            let current = self.state_of(reg, bound, old.id.clone(), old.inputs.clone(), old.outputs.clone());
+            before.push(Record::Upsert { op: None, resource: current, retire_previous: false });
+        }
+        before
+    }
+
     fn observe(&self, event: Event) {
         (self.runner.settings.observer)(&event)
     }
@@ -83,14 +138,10 @@ impl Exec {
         let prepared = &self.prepared;
         let (reg, bound) = (&prepared.regs[i], &prepared.bound[i]);
         let old = prepared.previous[i].as_ref().and_then(|u| self.prior.resources.get(u));
-        let resolved = resolve_args(reg, |d| {
-            self.live.lock().expect("live lock").get(d).map(|(id, o)| (Some(id.clone()), o.clone()))
-        })
-        .map_err(|message| {
+        let resolved = resolve_args(reg, |d| self.known(d).map(|(id, o)| (Some(id), o))).map_err(|message| {
             // A failing closure may quote the secrets it was given: its dependencies' outputs.
-            let live = self.live.lock().expect("live lock");
-            let deps: Vec<&Value> = reg.deps.iter().filter_map(|d| live.get(d).map(|(_, o)| o)).collect();
-            StepError::Arguments { message: scrub(&message, &secrets_of(&deps)) }
+            let deps: Vec<Value> = reg.deps.iter().filter_map(|d| self.known(d).map(|(_, o)| o)).collect();
+            StepError::Arguments { message: scrub(&message, &secrets_of(&deps.iter().collect::<Vec<_>>())) }
         })?;
         let decision = decide(reg, bound, old, resolved, None);
         let mut secrets = secrets_of(&[&decision.inputs]);
@@ -143,7 +194,6 @@ impl Exec {
     async fn apply(&self, i: usize, step: &PlannedStep, slot: &Slot) -> Result<StepOp, Stop> {
         let prepared = &self.prepared;
         let (reg, bound) = (&prepared.regs[i], &prepared.bound[i]);
-        let decision = self.check_against_plan(i, step)?;
         let old = prepared.previous[i].as_ref().and_then(|u| self.prior.resources.get(u));
         let mut before = Vec::new();
         let renamed = prepared.previous[i].as_ref().filter(|p| **p != reg.urn);
@@ -153,6 +203,16 @@ impl Exec {
         {
             before.push(Record::Rename { from: from.clone(), to: reg.urn.clone() });
         }
+        if let Some(old) = old
+            && self.settled(i, step)
+        {
+            self.runner.write(self.same_records(i, old, before)).await?;
+            if renamed.is_some() {
+                self.live.lock().expect("live lock").insert(reg.urn.clone(), (old.id.clone(), old.outputs.clone()));
+            }
+            return Ok(StepOp::Same);
+        }
+        let decision = self.check_against_plan(i, step)?;
         let timeouts = reg.opts.timeouts.unwrap_or_default();
         let inputs = decision.inputs.clone();
         let done = match (step.op, old) {
@@ -193,12 +253,7 @@ impl Exec {
             }
             (_, Some(old)) => {
                 // Same (as planned, or an update whose change turned out to be none).
-                let current = self.state_of(reg, bound, old.id.clone(), old.inputs.clone(), old.outputs.clone());
-                let moved = ResourceState { urn: reg.urn.clone(), ..old.clone() };
-                if current != moved {
-                    before.push(Record::Upsert { op: None, resource: current, retire_previous: false });
-                }
-                self.runner.write(before).await?;
+                self.runner.write(self.same_records(i, old, before)).await?;
                 self.live.lock().expect("live lock").insert(reg.urn.clone(), (old.id.clone(), old.outputs.clone()));
                 StepOp::Same
             }
@@ -314,24 +369,48 @@ pub(crate) async fn execute(
     settings: &Settings,
     destroy: bool,
 ) -> Outcome {
-    let live = prior.resources.values().map(|r| (r.urn.clone(), (r.id.clone(), r.outputs.clone()))).collect();
     let runner = Runner { journal, settings: settings.clone(), stack: prior.stack.clone(), defer_results: true };
+    let mut step_of_reg = vec![usize::MAX; prepared.regs.len()];
+    for node in &schedule.nodes {
+        if let Work::Apply { reg } = node.work {
+            step_of_reg[reg] = node.step;
+        }
+    }
     let exec = Arc::new(Exec {
         prepared: prepared.clone(),
         plan: plan.clone(),
         schedule: schedule.clone(),
         prior: prior.clone(),
-        live: Mutex::new(live),
+        live: Mutex::new(HashMap::new()),
+        step_of_reg,
         runner,
     });
     let interrupt = settings.interrupt.clone().unwrap_or_else(|| watch::channel(false).1);
     let dag: Vec<DagNode> =
         schedule.nodes.iter().map(|n| DagNode { deps: n.deps.clone(), provider: n.provider.clone() }).collect();
-    let outcomes = run_dag(&dag, &prepared.provider_limits, settings.parallel, interrupt.clone(), |n, slot| {
-        let exec = exec.clone();
-        async move { exec.node(n, &slot).await }
-    })
-    .await;
+    // An update that changes nothing (every step settled and `Same`, with nothing to record) has
+    // nothing to schedule: it costs a pass over the plan, not a task per resource.
+    let nothing_to_do = !*interrupt.borrow()
+        && schedule.nodes.iter().all(|node| match node.work {
+            Work::Apply { reg } => {
+                let step = &plan.steps[node.step];
+                let old = prepared.previous[reg].as_ref().and_then(|u| prior.resources.get(u));
+                step.renamed_from.is_none()
+                    && old.is_some_and(|old| {
+                        exec.settled(reg, step) && exec.same_records(reg, old, Vec::new()).is_empty()
+                    })
+            }
+            _ => false,
+        });
+    let outcomes = if nothing_to_do {
+        schedule.nodes.iter().map(|_| NodeOutcome::Done(StepOp::Same)).collect()
+    } else {
+        run_dag(&dag, &prepared.provider_limits, settings.parallel, interrupt.clone(), |n, slot| {
+            let exec = exec.clone();
+            async move { exec.node(n, &slot).await }
+        })
+        .await
+    };
 
     // One report per step: its first failure, else its first skipped or unstarted node.
     let mut failures: Vec<Option<Failure>> = (0..plan.steps.len()).map(|_| None).collect();
@@ -387,8 +466,12 @@ pub(crate) async fn execute(
             false,
         ));
     }
-    let exports =
-        if destroy { Default::default() } else { evaluate_exports(&prepared, &exec.live.lock().expect("live lock")) };
+    let exports = if destroy {
+        Default::default()
+    } else {
+        let live = std::mem::take(&mut *exec.live.lock().expect("live lock"));
+        evaluate_exports(&prepared, Arc::new(Overlay { prior: prior.clone(), live }))
+    };
     // Unchanged exports are not written again, so an update that changes nothing writes nothing.
     if exports != prior.exports
         && let Err(error) = exec.runner.write(vec![Record::Exports { exports }]).await

@@ -6,9 +6,12 @@
 //! 2N. Order is what keeps this safe: every write first takes every deferred record, so once a
 //! step's pending record is durable, every result deferred before it is durable too — a provider
 //! is never called before the results it was computed from are on disk. A deferred record that
-//! no write picks up is flushed by itself a moment later.
+//! no write picks up is flushed by itself a moment later ([`LINGER`]): one timer per handle, armed
+//! by the first deferred record, so a burst of results costs one extra write at most.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use stackwright_state::{Journal, Record, StackState, StateError};
 use tokio::sync::{mpsc, oneshot};
@@ -16,18 +19,26 @@ use tokio::task::JoinHandle;
 
 type Request = (Vec<Record>, oneshot::Sender<Result<(), String>>);
 
+/// How long a deferred record waits for a write to join before it is written by itself. Nobody
+/// waits for it (the run's last step flushes explicitly), so it can be long next to the time the
+/// next step of a chain takes to make its pending record durable, which then carries it: a
+/// shorter wait turns a chain's N syncs back into up to 2N whenever the machine is busy.
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
+
 /// Sends records to the writer task.
 #[derive(Clone)]
 pub(crate) struct JournalHandle {
     tx: mpsc::UnboundedSender<Request>,
     deferred: Arc<Mutex<Vec<Record>>>,
+    /// Whether a timer to flush the deferred records is running.
+    armed: Arc<AtomicBool>,
 }
 
 impl JournalHandle {
     /// A handle that accepts no records, for runs that only read (a preview's refresh).
     pub fn closed() -> Self {
         let (tx, _) = mpsc::unbounded_channel();
-        JournalHandle { tx, deferred: Arc::default() }
+        JournalHandle { tx, deferred: Arc::default(), armed: Arc::default() }
     }
 
     /// Sends `records` after every deferred record, in one request; the receiver resolves when
@@ -56,19 +67,26 @@ impl JournalHandle {
         done.await.map_err(|_| "the state journal writer stopped".to_string())?
     }
 
-    /// Hands over records to join the next write; a helper task flushes them if no write comes
-    /// after a few turns of the scheduler.
+    /// Hands over records to join the next write; a timer flushes them if no write comes within
+    /// [`LINGER`].
     pub fn defer(&self, records: Vec<Record>) {
         if records.is_empty() {
             return;
         }
         self.deferred.lock().expect("deferred lock").extend(records);
-        let handle = self.clone();
+        if self.armed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // The timer holds the writer only weakly: it must not keep it running after the last
+        // handle is dropped (every run flushes explicitly before it lets go).
+        let (tx, deferred, armed) = (self.tx.downgrade(), self.deferred.clone(), self.armed.clone());
         tokio::spawn(async move {
-            for _ in 0..4 {
-                tokio::task::yield_now().await;
-            }
-            let _ = handle.flush().await;
+            tokio::time::sleep(LINGER).await;
+            // Disarm before taking the records, so a record deferred meanwhile arms a new timer
+            // or is taken by this flush; none is left behind.
+            armed.store(false, Ordering::SeqCst);
+            let Some(tx) = tx.upgrade() else { return };
+            let _ = JournalHandle { tx, deferred, armed }.flush().await;
         });
     }
 
@@ -76,6 +94,26 @@ impl JournalHandle {
     pub async fn flush(&self) -> Result<(), String> {
         let done = self.send(Vec::new())?;
         done.await.map_err(|_| "the state journal writer stopped".to_string())?
+    }
+}
+
+/// The state a writer keeps current: records are applied to it once durable.
+pub(crate) trait Applied: Send + 'static {
+    /// Applies one durable record.
+    fn apply(&mut self, record: &Record);
+}
+
+impl Applied for StackState {
+    fn apply(&mut self, record: &Record) {
+        StackState::apply(self, record)
+    }
+}
+
+/// Shared with the run that planned from it: copied on the first durable record, so a run that
+/// writes nothing copies nothing.
+impl Applied for Arc<StackState> {
+    fn apply(&mut self, record: &Record) {
+        Arc::make_mut(self).apply(record)
     }
 }
 
@@ -87,9 +125,9 @@ pub(crate) struct JournalStats {
 
 /// Starts the writer. Records are applied to `state` once durable. Dropping every handle stops
 /// the writer.
-pub(crate) fn spawn(
+pub(crate) fn spawn<S: Applied>(
     mut journal: Box<dyn Journal>,
-    state: Arc<Mutex<StackState>>,
+    state: Arc<Mutex<S>>,
 ) -> (JournalHandle, JoinHandle<Result<JournalStats, StateError>>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
     let task = tokio::spawn(async move {
@@ -135,5 +173,76 @@ pub(crate) fn spawn(
             None => Ok(JournalStats { bytes: journal.bytes_written(), flushes }),
         }
     });
-    (JournalHandle { tx, deferred: Arc::default() }, task)
+    (JournalHandle { tx, deferred: Arc::default(), armed: Arc::default() }, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stackwright_core::Urn;
+
+    /// A journal that keeps each append (one flush) as a group.
+    struct Groups(Arc<Mutex<Vec<Vec<Record>>>>);
+
+    #[async_trait::async_trait]
+    impl Journal for Groups {
+        async fn append(&mut self, records: &[Record]) -> Result<(), StateError> {
+            self.0.lock().unwrap().push(records.to_vec());
+            Ok(())
+        }
+        fn bytes_written(&self) -> u64 {
+            0
+        }
+    }
+
+    fn remove(name: &str) -> Record {
+        Record::Remove { op: None, urn: Urn::from(name) }
+    }
+
+    #[tokio::test]
+    async fn a_deferred_result_joins_the_next_write_ahead_of_it_in_one_flush() {
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(Mutex::new(StackState::new("dev")));
+        let (writer, task) = spawn(Box::new(Groups(groups.clone())), state);
+        writer.defer(vec![remove("result")]);
+        writer.write(vec![remove("next-pending")]).await.unwrap();
+        // Nothing is left for the linger timer or the final flush to write.
+        writer.flush().await.unwrap();
+        drop(writer);
+        let stats = task.await.unwrap().unwrap();
+        assert_eq!(stats.flushes, 1);
+        assert_eq!(*groups.lock().unwrap(), vec![vec![remove("result"), remove("next-pending")]]);
+    }
+
+    #[tokio::test]
+    async fn an_update_that_writes_nothing_leaves_the_shared_state_uncopied() {
+        let loaded = Arc::new(StackState::new("dev"));
+        let shared = Arc::new(Mutex::new(loaded.clone()));
+        let (writer, task) = spawn(Box::new(Groups(Arc::default())), shared.clone());
+        writer.write(Vec::new()).await.unwrap();
+        writer.flush().await.unwrap();
+        drop(writer);
+        assert_eq!(task.await.unwrap().unwrap().flushes, 0);
+        assert!(Arc::ptr_eq(&shared.lock().unwrap(), &loaded), "no record, no copy");
+
+        // The first durable record gives the writer its own copy; the loaded state is untouched.
+        let (writer, task) = spawn(Box::new(Groups(Arc::default())), shared.clone());
+        let resource = stackwright_state::ResourceState {
+            urn: Urn::from("a"),
+            type_token: "builtin:Data".into(),
+            provider: "builtin".into(),
+            id: "a".into(),
+            inputs: serde_json::json!({}),
+            outputs: serde_json::json!({}),
+            dependencies: Vec::new(),
+            protect: false,
+            retain_on_delete: false,
+        };
+        writer.write(vec![Record::Upsert { op: None, resource, retire_previous: false }]).await.unwrap();
+        drop(writer);
+        task.await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&shared.lock().unwrap(), &loaded));
+        assert!(shared.lock().unwrap().resources.contains_key(&Urn::from("a")));
+        assert!(loaded.resources.is_empty());
+    }
 }

@@ -443,15 +443,28 @@ struct Decided {
     check_failures: Vec<(String, CheckFailure)>,
 }
 
+/// What a dependent may assume about a decided resource: its stored id and outputs (borrowed,
+/// so planning an unchanged stack copies none of them) or what its step will produce.
+enum Assumed<'a> {
+    Stored(&'a ResourceState),
+    Planned(Option<String>, Value),
+}
+
 fn decide_all(prepared: &Prepared, state: &StackState, forced: &HashMap<Urn, String>) -> Result<Decided, EngineError> {
-    let mut planned: HashMap<Urn, (Option<String>, Value)> = HashMap::with_capacity(prepared.regs.len());
+    let mut planned: HashMap<&Urn, Assumed<'_>> = HashMap::with_capacity(prepared.regs.len());
     let mut decisions: Vec<Option<Decision>> = (0..prepared.regs.len()).map(|_| None).collect();
     let mut check_failures = Vec::new();
     for &i in &prepared.order {
         let reg = &prepared.regs[i];
         let bound = &prepared.bound[i];
         let old = prepared.previous[i].as_ref().and_then(|u| state.resources.get(u));
-        let resolved = resolve_args(reg, |d| planned.get(d).cloned()).map_err(|m| {
+        let resolved = resolve_args(reg, |d| {
+            planned.get(d).map(|a| match a {
+                Assumed::Stored(r) => (Some(r.id.clone()), r.outputs.clone()),
+                Assumed::Planned(id, outputs) => (id.clone(), outputs.clone()),
+            })
+        })
+        .map_err(|m| {
             EngineError::Declarations(vec![DeclarationError::Arguments {
                 resource: reg.urn.to_string(),
                 location: reg.location.to_string(),
@@ -469,7 +482,15 @@ fn decide_all(prepared: &Prepared, state: &StackState, forced: &HashMap<Urn, Str
                 check_failures.push((reg.urn.to_string(), failure));
             }
         }
-        planned.insert(reg.urn.clone(), planned_outputs(decision.op, bound.handler.as_ref(), &decision.inputs, old));
+        let assumed = match old {
+            // What `planned_outputs` gives for an unchanged resource, without copying it.
+            Some(old) if decision.op == StepOp::Same => Assumed::Stored(old),
+            _ => {
+                let (id, outputs) = planned_outputs(decision.op, bound.handler.as_ref(), &decision.inputs, old);
+                Assumed::Planned(id, outputs)
+            }
+        };
+        planned.insert(&reg.urn, assumed);
         decisions[i] = Some(decision);
     }
     Ok(Decided { decisions, check_failures })
@@ -526,7 +547,7 @@ fn forced_by_delete_first(prepared: &Prepared, state: &StackState, decided: &Dec
 
 /// Plans an update (or, with `destroy`, the deletion of everything).
 pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Result<Planned, EngineError> {
-    let mut steps = Vec::new();
+    let mut steps = Vec::with_capacity(if destroy { 0 } else { prepared.regs.len() });
     let mut protected = Vec::new();
     let mut check_failures = Vec::new();
     let mut orphaned = Vec::new();
@@ -549,7 +570,7 @@ pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Re
         decisions = decided.decisions;
         for &i in &prepared.order {
             let reg = &prepared.regs[i];
-            let decision = decisions[i].as_ref().expect("every declared resource is decided");
+            let decision = decisions[i].as_mut().expect("every declared resource is decided");
             let old = prepared.previous[i].as_ref().and_then(|u| state.resources.get(u));
             if let StepOp::Replace { .. } = decision.op
                 && (reg.opts.protect || old.is_some_and(|o| o.protect))
@@ -575,11 +596,12 @@ pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Re
                 type_token: reg.type_token.to_owned(),
                 provider: prepared.bound[i].provider.clone(),
                 op: decision.op,
-                changes: decision.changes.clone(),
+                // Moved, not copied: only the op of a decision is needed after this.
+                changes: std::mem::take(&mut decision.changes),
                 renamed_from: prepared.previous[i].clone().filter(|p| p != &reg.urn),
-                reason: decision.reason.clone(),
+                reason: decision.reason.take(),
                 id: None,
-                inputs: Some(decision.inputs.clone()),
+                inputs: Some(decision.inputs.take()),
             });
         }
     }
@@ -589,9 +611,11 @@ pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Re
     } else {
         prepared.removed.iter().filter_map(|u| state.resources.get(u)).collect()
     };
-    let mut deletes: Vec<(ResourceState, bool)> = removed.into_iter().map(|r| (r.clone(), false)).collect();
-    deletes.extend(state.retired.iter().map(|r| (r.clone(), true)));
-    let mut nodes: Vec<Node> = Vec::new();
+    // Borrowed: each is copied once, into its node.
+    let mut deletes: Vec<(&ResourceState, bool)> = removed.into_iter().map(|r| (r, false)).collect();
+    deletes.extend(state.retired.iter().map(|r| (r, true)));
+    let mut nodes: Vec<Node> = Vec::with_capacity(steps.len() + deletes.len());
+    steps.reserve_exact(deletes.len());
     let mut apply_node = vec![usize::MAX; prepared.regs.len()];
     let mut delete_old_node = vec![usize::MAX; prepared.regs.len()];
     if !destroy {
@@ -638,7 +662,7 @@ pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Re
         }
     }
     // Delete steps, in an order that deletes users before what they use.
-    let delete_deps = delete_dependencies(deletes.iter().map(|(r, _)| r));
+    let delete_deps = delete_dependencies(deletes.iter().map(|(r, _)| *r));
     let order = toposort_indices(&delete_deps);
     let mut delete_node = vec![usize::MAX; deletes.len()];
     for &k in &order {
@@ -661,7 +685,7 @@ pub(crate) fn plan(prepared: &Prepared, state: &StackState, destroy: bool) -> Re
         delete_node[k] = nodes.len();
         nodes.push(Node {
             step,
-            work: Work::Delete { old: r.clone(), retired: *retired },
+            work: Work::Delete { old: (*r).clone(), retired: *retired },
             deps: Vec::new(),
             provider: r.provider.clone(),
         });
