@@ -279,41 +279,39 @@ async fn converge_with_lost_answers(engine: &stackwright::Engine, faults: Faults
 /// key) makes each object once however many answers are lost.
 #[tokio::test]
 async fn answers_lost_after_the_work_are_retried_without_duplicates_or_orphans_when_ids_are_operation_ids() {
+    lost_answers_leave_the_world_matching_the_state(Faults::default()).await;
+}
+
+/// Converges a 30-item program under lost answers with `faults` and checks the world matches the
+/// state exactly.
+async fn lost_answers_leave_the_world_matching_the_state(faults: Faults) {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path());
-    let (tp, lost) = converge_with_lost_answers(&engine, Faults::default()).await;
+    let (tp, lost) = converge_with_lost_answers(&engine, faults).await;
     assert!(lost >= 10, "enough answers were lost to prove something: {lost}");
     let (orphans, duplicates) = orphans_and_duplicates(&engine, &tp).await;
     assert_eq!((orphans, duplicates), (vec![], vec![]), "the world matches the state");
     assert_eq!(tp.world().items().len(), 30);
 }
 
-/// With unique names, the retry of a create that committed hits a conflict; that outcome stays
-/// uncertain, the create stays pending, and the next run adopts the object by its tag.
+/// With unique names and server-chosen ids, the retry of a create that committed first asks
+/// `find`, which adopts the object by its tag (or, if the retry conflicts, the create stays
+/// pending and the next run adopts it).
 #[tokio::test]
 async fn answers_lost_after_the_work_leave_no_duplicates_or_orphans_with_unique_names_and_server_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    let faults = Faults { server_ids: true, unique_keys: true, ..Faults::default() };
-    let (tp, lost) = converge_with_lost_answers(&engine, faults).await;
-    assert!(lost >= 10, "enough answers were lost to prove something: {lost}");
-    let (orphans, duplicates) = orphans_and_duplicates(&engine, &tp).await;
-    assert_eq!((orphans, duplicates), (vec![], vec![]), "the world matches the state");
-    assert_eq!(tp.world().items().len(), 30);
+    lost_answers_leave_the_world_matching_the_state(Faults {
+        server_ids: true,
+        unique_keys: true,
+        ..Faults::default()
+    })
+    .await;
 }
 
 /// With server-chosen ids and no unique names, nothing stops the retry of a committed create
 /// from making a second object, unless the engine asks `find` before retrying.
 #[tokio::test]
 async fn answers_lost_after_the_work_leave_no_duplicates_or_orphans_with_server_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    let faults = Faults { server_ids: true, ..Faults::default() };
-    let (tp, lost) = converge_with_lost_answers(&engine, faults).await;
-    assert!(lost >= 10, "enough answers were lost to prove something: {lost}");
-    let (orphans, duplicates) = orphans_and_duplicates(&engine, &tp).await;
-    assert_eq!((orphans, duplicates), (vec![], vec![]), "the world matches the state");
-    assert_eq!(tp.world().items().len(), 30);
+    lost_answers_leave_the_world_matching_the_state(Faults { server_ids: true, ..Faults::default() }).await;
 }
 
 #[tokio::test]

@@ -458,35 +458,24 @@ impl Engine {
         let runner =
             Runner { journal: writer, settings: self.settings.clone(), stack: stack.to_owned(), defer_results: false };
         let slot = Slot::detached();
-        let request = Request {
-            urn: &urn,
-            type_token,
-            bound: &bound,
-            call: Call::Import { id: id.to_owned() },
-            timeout: Duration::from_secs(300),
-            slot: &slot,
-            before: Vec::new(),
-            operation: None,
-            secrets: Vec::new(),
-        };
-        let declared = prepared.regs.iter().find(|r| r.urn == urn);
+        let call = Call::Import { id: id.to_owned() };
+        let request = Request::new(&urn, type_token, &bound, call, PROVIDER_READ_TIMEOUT, &slot);
+        let declared = Declared::of(&prepared, &urn);
         let imported = runner
             .run(request, |reply, _| {
                 let Reply::Imported(Some(observed)) = reply else { return Vec::new() };
                 let inputs = plan::mark_secret_fields(observed.args.clone(), bound.handler.args_schema());
                 let outputs =
                     plan::mark_secret_outputs(observed.outputs.clone(), bound.handler.outputs_schema(), &inputs);
-                let resource = ResourceState {
-                    urn: urn.clone(),
-                    type_token: type_token.to_owned(),
-                    provider: bound.provider.clone(),
-                    id: observed.id.clone(),
+                let resource = recorded(
+                    declared.as_ref(),
+                    &urn,
+                    type_token,
+                    &bound.provider,
+                    observed.id.clone(),
                     inputs,
                     outputs,
-                    dependencies: declared.map(|r| r.deps.clone()).unwrap_or_default(),
-                    protect: declared.is_some_and(|r| r.opts.protect),
-                    retain_on_delete: declared.is_some_and(|r| r.opts.retain_on_delete),
-                };
+                );
                 vec![Record::Upsert { op: None, resource, retire_previous: false }]
             })
             .await;
@@ -570,45 +559,20 @@ impl Engine {
                 let bound = prepared
                     .handler_for_state(&pending.provider, &pending.type_token)
                     .ok_or_else(|| fail(format!("provider instance `{}` is not registered", pending.provider)))?;
-                let reg = prepared.regs.iter().find(|r| r.urn == urn);
-                let existing = state.resources.get(&urn);
+                let declared = Declared::of(&prepared, &urn);
                 let slot = Slot::detached();
+                let mut secrets = Vec::new();
+                stackwright_core::value::secret_strings(&pending.inputs, &mut secrets);
+                let call = Call::Import { id: id.clone() };
                 let request = Request {
-                    urn: &urn,
-                    type_token: &pending.type_token,
-                    bound: &bound,
-                    call: Call::Import { id: id.clone() },
-                    timeout: Duration::from_secs(300),
-                    slot: &slot,
-                    before: Vec::new(),
-                    operation: None,
-                    secrets: {
-                        let mut s = Vec::new();
-                        stackwright_core::value::secret_strings(&pending.inputs, &mut s);
-                        s
-                    },
+                    secrets,
+                    ..Request::new(&urn, &pending.type_token, &bound, call, PROVIDER_READ_TIMEOUT, &slot)
                 };
                 let reply = runner
                     .run(request, |reply, _| {
                         let Reply::Imported(Some(observed)) = reply else { return Vec::new() };
-                        let outputs = plan::mark_secret_outputs(
-                            observed.outputs.clone(),
-                            bound.handler.outputs_schema(),
-                            &pending.inputs,
-                        );
-                        let resource = ResourceState {
-                            urn: urn.clone(),
-                            type_token: pending.type_token.clone(),
-                            provider: bound.provider.clone(),
-                            id: observed.id.clone(),
-                            inputs: pending.inputs.clone(),
-                            outputs,
-                            dependencies: reg.map(|r| r.deps.clone()).unwrap_or_default(),
-                            protect: reg.is_some_and(|r| r.opts.protect),
-                            retain_on_delete: reg.is_some_and(|r| r.opts.retain_on_delete),
-                        };
-                        let retire_previous = existing.is_some_and(|e| e.id != resource.id);
-                        vec![Record::Upsert { op: Some(op.clone()), resource, retire_previous }]
+                        let adopted = (observed.id.clone(), observed.outputs.clone());
+                        vec![adopt_pending(&op, &pending, &bound, declared.as_ref(), &state, adopted)]
                     })
                     .await;
                 match reply {
@@ -754,17 +718,8 @@ async fn reconcile(
     let ops: Vec<(String, stackwright_state::PendingOperation)> =
         state.pending.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let ops = Arc::new(ops);
-    let prepared_regs: Arc<Vec<Option<Declared>>> = Arc::new(
-        ops.iter()
-            .map(|(_, p)| {
-                prepared.regs.iter().find(|r| r.urn == p.urn).map(|r| Declared {
-                    deps: r.deps.clone(),
-                    protect: r.opts.protect,
-                    retain_on_delete: r.opts.retain_on_delete,
-                })
-            })
-            .collect(),
-    );
+    let prepared_regs: Arc<Vec<Option<Declared>>> =
+        Arc::new(ops.iter().map(|(_, p)| Declared::of(prepared, &p.urn)).collect());
     let bound: Arc<Vec<Option<plan::Bound>>> =
         Arc::new(ops.iter().map(|(_, p)| prepared.handler_for_state(&p.provider, &p.type_token)).collect());
     let runner = Arc::new(Runner {
@@ -833,11 +788,68 @@ async fn reconcile(
     Ok(done)
 }
 
-/// What the program declares about a resource with a pending operation.
+/// How long a read-only provider call of the engine's own (find, read, import) may take.
+const PROVIDER_READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the program declares about a resource the engine records outside a planned step (an
+/// import, an adopted interrupted create): its dependencies and options.
 struct Declared {
     deps: Vec<Urn>,
     protect: bool,
     retain_on_delete: bool,
+}
+
+impl Declared {
+    /// What the program declares about `urn`, if it declares it.
+    fn of(prepared: &Prepared, urn: &Urn) -> Option<Self> {
+        prepared.regs.iter().find(|r| &r.urn == urn).map(|r| Declared {
+            deps: r.deps.clone(),
+            protect: r.opts.protect,
+            retain_on_delete: r.opts.retain_on_delete,
+        })
+    }
+}
+
+/// The recorded form of an object, with the declaration's facts where there is one.
+fn recorded(
+    declared: Option<&Declared>,
+    urn: &Urn,
+    type_token: &str,
+    provider: &str,
+    id: String,
+    inputs: Value,
+    outputs: Value,
+) -> ResourceState {
+    ResourceState {
+        urn: urn.clone(),
+        type_token: type_token.to_owned(),
+        provider: provider.to_owned(),
+        id,
+        inputs,
+        outputs,
+        dependencies: declared.map(|d| d.deps.clone()).unwrap_or_default(),
+        protect: declared.is_some_and(|d| d.protect),
+        retain_on_delete: declared.is_some_and(|d| d.retain_on_delete),
+    }
+}
+
+/// The record that adopts `(id, outputs)` as the object pending create `op` made (found by the
+/// provider, or named by the user): the arguments it sent, the outputs observed. A resource the
+/// state already has under that name with another id was the old half of a replacement and is
+/// kept for deletion, not forgotten.
+fn adopt_pending(
+    op: &str,
+    pending: &stackwright_state::PendingOperation,
+    bound: &plan::Bound,
+    declared: Option<&Declared>,
+    state: &StackState,
+    (id, outputs): (String, Value),
+) -> Record {
+    let outputs = plan::mark_secret_outputs(outputs, bound.handler.outputs_schema(), &pending.inputs);
+    let resource =
+        recorded(declared, &pending.urn, &pending.type_token, &bound.provider, id, pending.inputs.clone(), outputs);
+    let retire_previous = state.resources.get(&pending.urn).is_some_and(|e| e.id != resource.id);
+    Record::Upsert { op: Some(op.to_owned()), resource, retire_previous }
 }
 
 /// Settles one pending operation through the runner.
@@ -850,17 +862,9 @@ async fn settle(
     state: &StackState,
     slot: &Slot,
 ) -> Result<Settled, StepError> {
-    let existing = state.resources.get(&pending.urn);
-    let request = |call: Call, secrets: Vec<String>| Request {
-        urn: &pending.urn,
-        type_token: &pending.type_token,
-        bound,
-        call,
-        timeout: Duration::from_secs(300),
-        slot,
-        before: Vec::new(),
+    let request = |call: Call| Request {
         operation: Some(op.to_owned()),
-        secrets,
+        ..Request::new(&pending.urn, &pending.type_token, bound, call, PROVIDER_READ_TIMEOUT, slot)
     };
     let stop = |s: crate::scheduler::NodeStop<StepError>| match s {
         crate::scheduler::NodeStop::Failed(e) => e,
@@ -869,27 +873,10 @@ async fn settle(
     match pending.kind {
         OpKind::Create => {
             let reply = runner
-                .run(request(Call::Find { inputs: pending.inputs.clone() }, Vec::new()), |reply, _| match reply {
+                .run(request(Call::Find { inputs: pending.inputs.clone() }), |reply, _| match reply {
                     Reply::Found(Found::Object(created)) => {
-                        let outputs = plan::mark_secret_outputs(
-                            created.outputs.clone(),
-                            bound.handler.outputs_schema(),
-                            &pending.inputs,
-                        );
-                        let resource = ResourceState {
-                            urn: pending.urn.clone(),
-                            type_token: pending.type_token.clone(),
-                            provider: bound.provider.clone(),
-                            id: created.id.clone(),
-                            inputs: pending.inputs.clone(),
-                            outputs,
-                            dependencies: reg.map(|r| r.deps.clone()).unwrap_or_default(),
-                            protect: reg.is_some_and(|r| r.protect),
-                            retain_on_delete: reg.is_some_and(|r| r.retain_on_delete),
-                        };
-                        // A create that finds its name taken was the new half of a replacement.
-                        let retire_previous = existing.is_some_and(|e| e.id != resource.id);
-                        vec![Record::Upsert { op: Some(op.to_owned()), resource, retire_previous }]
+                        let adopted = (created.id.clone(), created.outputs.clone());
+                        vec![adopt_pending(op, pending, bound, reg, state, adopted)]
                     }
                     Reply::Found(Found::Absent) => vec![Record::Abort { op: op.to_owned() }],
                     _ => Vec::new(),
@@ -923,7 +910,7 @@ async fn settle(
             let retired = state.resources.get(&pending.urn).is_none_or(|r| r.id != id);
             let is_delete = pending.kind == OpKind::Delete;
             let reply = runner
-                .run(request(Call::Read { stored: stored.clone() }, Vec::new()), |reply, _| {
+                .run(request(Call::Read { stored: stored.clone() }), |reply, _| {
                     let Reply::Read(read) = reply else { return Vec::new() };
                     vec![match read {
                         None if retired => {

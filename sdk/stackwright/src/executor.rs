@@ -270,17 +270,7 @@ impl Exec {
         slot: &'a Slot,
         before: Vec<Record>,
     ) -> Request<'a> {
-        Request {
-            urn: &reg.urn,
-            type_token: reg.type_token,
-            bound,
-            call,
-            timeout,
-            slot,
-            before,
-            operation: None,
-            secrets: Vec::new(),
-        }
+        Request { before, ..Request::new(&reg.urn, reg.type_token, bound, call, timeout, slot) }
     }
 
     /// Deletes a stored object; `finish` is the record that completes it.
@@ -298,17 +288,8 @@ impl Exec {
             .prepared
             .handler_for_state(&old.provider, &old.type_token)
             .ok_or_else(|| StepError::NoProvider { message: Prepared::missing_provider(old, "delete it") })?;
-        let request = Request {
-            urn: &old.urn,
-            type_token: &old.type_token,
-            bound: &bound,
-            call: Call::Delete { stored: old.clone() },
-            timeout,
-            slot,
-            before: Vec::new(),
-            operation: None,
-            secrets: Vec::new(),
-        };
+        let request =
+            Request::new(&old.urn, &old.type_token, &bound, Call::Delete { stored: old.clone() }, timeout, slot);
         self.runner.run(request, |_, op| vec![finish(op)]).await.map(|_| ())
     }
 

@@ -100,17 +100,9 @@ pub(crate) async fn refresh_in_memory(
         let (resources, bound, runner) = (resources.clone(), bound.clone(), runner.clone());
         async move {
             let r = &resources[i];
-            let request = Request {
-                urn: &r.urn,
-                type_token: &r.type_token,
-                bound: &bound[i],
-                call: Call::Read { stored: r.clone() },
-                timeout: std::time::Duration::from_secs(300),
-                slot: &slot,
-                before: Vec::new(),
-                operation: None,
-                secrets: Vec::new(),
-            };
+            let call = Call::Read { stored: r.clone() };
+            let request =
+                Request::new(&r.urn, &r.type_token, &bound[i], call, std::time::Duration::from_secs(300), &slot);
             match runner.run(request, |_, _| Vec::new()).await? {
                 Reply::Read(observed) => Ok(observed),
                 _ => Ok(None),

@@ -106,6 +106,30 @@ pub(crate) struct Request<'a> {
     pub secrets: Vec<String>,
 }
 
+impl<'a> Request<'a> {
+    /// A call with nothing recorded before it, a fresh operation id and no extra secrets.
+    pub fn new(
+        urn: &'a Urn,
+        type_token: &'a str,
+        bound: &'a Bound,
+        call: Call,
+        timeout: Duration,
+        slot: &'a Slot,
+    ) -> Self {
+        Request {
+            urn,
+            type_token,
+            bound,
+            call,
+            timeout,
+            slot,
+            before: Vec::new(),
+            operation: None,
+            secrets: Vec::new(),
+        }
+    }
+}
+
 /// Why a call did not succeed: not started (interrupted before the call) or failed.
 pub(crate) type Stop = NodeStop<StepError>;
 
